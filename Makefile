@@ -1,0 +1,45 @@
+# spanflow: `make demo` and `make test` do all set-up on a fresh Debian machine.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEBS := libpcap-dev softflowd nfdump tshark tcpreplay
+
+.PHONY: demo test lint bench setup debs clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory debs
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,live]'
+	touch $(STAMP)
+
+# Debian packages: libpcap for live capture, the peers for interop tests and benchmarks.
+debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else \
+			echo "spanflow needs Debian packages:$$missing"; \
+			echo "run: sudo apt-get install -y$$missing"; exit 1; \
+		fi; \
+	fi
+
+demo: setup
+	$(VENV)/bin/spanflow convert samples/web.pcap
+
+lint: setup
+	$(VENV)/bin/ruff check probe cache exporter tests samples
+	$(VENV)/bin/ruff format --check probe cache exporter tests samples
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) tests/bench/run_bench.py
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,42 @@
+"""Flow cache settings, validated once at the boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from probe.errors import ConfigError
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """Router cache rules (DESIGN.md, flow semantics).
+
+    ``inactive_timeout_s``: a record ends when a packet comes more than this
+    after its last one (rule 2), or when the clock passes last + this.
+    ``active_timeout_s``: a record ends when a packet comes more than this
+    after its first one (rule 3). ``max_flows``: open records at most.
+    ``key_vlan``: the outer VLAN id is part of the flow key.
+    """
+
+    inactive_timeout_s: float = 15.0
+    active_timeout_s: float = 1800.0
+    max_flows: int = 65536
+    key_vlan: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.inactive_timeout_s >= 0:
+            raise ConfigError(f"inactive timeout must be >= 0 s, got {self.inactive_timeout_s}")
+        if not self.active_timeout_s >= 0:
+            raise ConfigError(f"active timeout must be >= 0 s, got {self.active_timeout_s}")
+        if not 1 <= self.max_flows <= 1 << 26:
+            raise ConfigError(f"max flows must be between 1 and {1 << 26}, got {self.max_flows}")
+
+    @property
+    def inactive_ns(self) -> int:
+        return round(self.inactive_timeout_s * NS_PER_S)
+
+    @property
+    def active_ns(self) -> int:
+        return round(self.active_timeout_s * NS_PER_S)

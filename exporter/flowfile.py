@@ -1,0 +1,119 @@
+"""Flow record files: CSV and JSON lines, one row per record, formatted in a kernel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import numpy.typing as npt
+
+from cache.records import EndReason, RecordTable
+from exporter import text_kernel as tk
+from probe.errors import ConfigError, ExportError
+
+FIELDS = (
+    "first_ns", "last_ns", "src", "dst", "sport", "dport", "proto", "tos",
+    "tcp_flags", "packets", "octets", "end_reason", "ifindex", "vlan",
+)  # fmt: skip
+TEXT_FIELDS = {"src": tk.SRC_ADDR, "dst": tk.DST_ADDR, "end_reason": tk.REASON}
+INT_FIELDS = tuple(name for name in FIELDS if name not in TEXT_FIELDS)
+REASON_NAMES = [""] + [reason.name.lower() for reason in sorted(EndReason)]
+
+
+def _packed(parts: list[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    starts = np.cumsum([0] + [len(p) for p in parts]).astype(np.int64)
+    return np.frombuffer(b"".join(parts) or b"\0", np.uint8)[: starts[-1]].copy(), starts
+
+
+@dataclass(frozen=True)
+class RowFormat:
+    """A text row layout resolved once: what to write before each field and after the row."""
+
+    header: bytes
+    prefixes: list[bytes]
+    row_end: bytes
+
+    @classmethod
+    def csv(cls) -> RowFormat:
+        prefixes = [b""] + [b","] * (len(FIELDS) - 1)
+        return cls((",".join(FIELDS) + "\n").encode(), prefixes, b"\n")
+
+    @classmethod
+    def jsonl(cls) -> RowFormat:
+        prefixes, previous_text = [], False
+        for index, name in enumerate(FIELDS):
+            text = name in TEXT_FIELDS
+            opener = b"{" if index == 0 else b","
+            prefixes.append(
+                (b'"' if previous_text else b"")
+                + opener
+                + f'"{name}":'.encode()
+                + (b'"' if text else b"")
+            )
+            previous_text = text
+        return cls(b"", prefixes, (b'"' if previous_text else b"") + b"}\n")
+
+    def render(self, records: RecordTable) -> bytes:
+        n = len(records)
+        if n == 0:
+            return b""
+        ints = np.column_stack([getattr(records, name).astype(np.int64) for name in INT_FIELDS])
+        addrs = np.column_stack([records.src_hi, records.src_lo, records.dst_hi, records.dst_lo])
+        kinds = np.array([TEXT_FIELDS.get(name, tk.INT) for name in FIELDS], np.int64)
+        columns = np.array(
+            [INT_FIELDS.index(name) if name in INT_FIELDS else 0 for name in FIELDS], np.int64
+        )
+        prefix_bytes, prefix_starts = _packed(self.prefixes)
+        names, name_starts = _packed([name.encode() for name in REASON_NAMES])
+        row_bytes = sum(len(p) for p in self.prefixes) + len(self.row_end)
+        out = np.empty(n * (row_bytes + len(FIELDS) * tk.MAX_FIELD_BYTES), np.uint8)
+        size = tk.format_rows(
+            ints, records.version, addrs, records.end_reason, kinds, columns,
+            prefix_bytes, prefix_starts, np.frombuffer(self.row_end, np.uint8),
+            names, name_starts, out,
+        )  # fmt: skip
+        return out[:size].tobytes()
+
+
+FORMATS = {".csv": RowFormat.csv, ".jsonl": RowFormat.jsonl, ".json": RowFormat.jsonl}
+
+
+class FlowFileWriter:
+    """Writes records to a ``.csv`` or ``.jsonl`` file (``-`` is stdout as CSV)."""
+
+    def __init__(self, path: str, stdout: IO[bytes] | None = None) -> None:
+        suffix = Path(path).suffix.lower()
+        if path == "-":
+            suffix = ".csv"
+        if suffix not in FORMATS:
+            raise ConfigError(f"{path}: flow file must end in .csv or .jsonl")
+        self.path = path
+        self.format = FORMATS[suffix]()
+        self.stream: IO[bytes]
+        if path == "-" and stdout is not None:
+            self.stream = stdout
+        else:
+            try:
+                self.stream = open(path, "wb")  # noqa: SIM115 -- closed by close()
+            except OSError as exc:
+                raise ExportError(f"{path}: {exc.strerror or exc}") from exc
+        self._write(self.format.header)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.stream.write(data)
+        except OSError as exc:
+            raise ExportError(f"{self.path}: {exc.strerror or exc}") from exc
+
+    def write(self, records: RecordTable) -> None:
+        self._write(self.format.render(records))
+
+    def close(self) -> None:
+        try:
+            self.stream.flush()
+            if self.path != "-":
+                self.stream.close()
+        except OSError as exc:
+            raise ExportError(f"{self.path}: {exc.strerror or exc}") from exc

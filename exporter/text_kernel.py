@@ -1,0 +1,137 @@
+"""Compiled text formatting of record rows: integers, IP addresses, end-reason names.
+
+A row is a sequence of fields; each field writes its ``prefix`` bytes and then
+its value. ``kind`` selects the value: an integer column, the source or
+destination address (dotted quad for IPv4, RFC 5952 text for IPv6), or the
+end-reason name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+INT, SRC_ADDR, DST_ADDR, REASON = 0, 1, 2, 3
+MAX_FIELD_BYTES = 48  # an IPv6 address is at most 39 characters, an int64 20
+HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_FF = np.uint64(0xFF)
+_FFFF = np.uint64(0xFFFF)
+
+
+@njit(cache=True, inline="always")
+def _write_uint(out, pos, value):  # type: ignore[no-untyped-def]
+    if value == 0:
+        out[pos] = 48
+        return pos + 1
+    digits = 0
+    v = value
+    while v > 0:
+        v //= 10
+        digits += 1
+    v = value
+    for k in range(digits - 1, -1, -1):
+        out[pos + k] = 48 + v % 10
+        v //= 10
+    return pos + digits
+
+
+@njit(cache=True, inline="always")
+def _write_int(out, pos, value):  # type: ignore[no-untyped-def]
+    if value < 0:
+        out[pos] = 45
+        return _write_uint(out, pos + 1, -value)
+    return _write_uint(out, pos, value)
+
+
+@njit(cache=True)
+def _write_ipv6(out, pos, hi, lo):  # type: ignore[no-untyped-def]
+    groups = np.empty(8, np.int64)
+    for g in range(4):
+        groups[g] = np.int64((hi >> np.uint64(48 - 16 * g)) & _FFFF)
+        groups[4 + g] = np.int64((lo >> np.uint64(48 - 16 * g)) & _FFFF)
+    # RFC 5952 4.2: compress the longest run (>= 2) of zero groups, the first on ties.
+    best_start, best_len, run_start, run_len = -1, 0, -1, 0
+    for g in range(8):
+        if groups[g] == 0:
+            if run_len == 0:
+                run_start = g
+            run_len += 1
+            if run_len > best_len:
+                best_start, best_len = run_start, run_len
+        else:
+            run_len = 0
+    if best_len < 2:
+        best_start, best_len = -1, 0
+    g = 0
+    while g < 8:
+        if g == best_start:
+            out[pos] = 58
+            out[pos + 1] = 58
+            pos += 2
+            g += best_len
+            continue
+        if g > 0 and g != best_start + best_len:
+            out[pos] = 58
+            pos += 1
+        value = groups[g]
+        started = False
+        for shift in (12, 8, 4, 0):
+            nibble = (value >> shift) & 0xF
+            if nibble or started or shift == 0:
+                out[pos] = HEX[nibble]
+                pos += 1
+                started = True
+        g += 1
+    return pos
+
+
+@njit(cache=True, inline="always")
+def _write_addr(out, pos, version, hi, lo):  # type: ignore[no-untyped-def]
+    if version == 4:
+        for k in range(4):
+            if k:
+                out[pos] = 46
+                pos += 1
+            pos = _write_uint(out, pos, np.int64((lo >> np.uint64(24 - 8 * k)) & _FF))
+        return pos
+    return _write_ipv6(out, pos, hi, lo)
+
+
+@njit(cache=True)
+def format_rows(  # type: ignore[no-untyped-def]
+    ints,
+    version,
+    addrs,
+    reason,
+    kinds,
+    columns,
+    prefix_bytes,
+    prefix_starts,
+    row_end,
+    names,
+    name_starts,
+    out,
+):
+    """Write every row into ``out``; return the number of bytes written."""
+    pos = 0
+    for r in range(len(version)):
+        for f in range(len(kinds)):
+            for b in range(prefix_starts[f], prefix_starts[f + 1]):
+                out[pos] = prefix_bytes[b]
+                pos += 1
+            kind = kinds[f]
+            if kind == INT:
+                pos = _write_int(out, pos, ints[r, columns[f]])
+            elif kind == SRC_ADDR:
+                pos = _write_addr(out, pos, version[r], addrs[r, 0], addrs[r, 1])
+            elif kind == DST_ADDR:
+                pos = _write_addr(out, pos, version[r], addrs[r, 2], addrs[r, 3])
+            else:
+                code = reason[r]
+                for b in range(name_starts[code], name_starts[code + 1]):
+                    out[pos] = names[b]
+                    pos += 1
+        for b in range(len(row_end)):
+            out[pos] = row_end[b]
+            pos += 1
+    return pos

@@ -1,0 +1,170 @@
+"""The ``spanflow`` command line: options are checked here, errors end here in one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cache.config import CacheConfig
+from cache.records import RecordTable
+from exporter.flowfile import FlowFileWriter
+from exporter.table import table_lines
+from probe.errors import ConfigError, SpanflowError
+from probe.meter import Counters, end_reason_counts, meter_captures
+from probe.reasons import DecodeReason
+
+app = typer.Typer(
+    name="spanflow",
+    help="A software NetFlow probe: meter captured packets into flows and export them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EXIT_DAMAGED = 1
+EXIT_USAGE = 2
+PROGRESS_MIN_BYTES = 4 << 20
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"spanflow: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def note(message: str) -> None:
+    typer.echo(f"spanflow: {message}", err=True)
+
+
+@app.callback()
+def _main() -> None:
+    """A software NetFlow probe: meter captured packets into flows and export them."""
+
+
+@app.command()
+def convert(
+    files: Annotated[
+        list[str],
+        typer.Argument(help="pcap or pcapng captures (gzip allowed, - for stdin)", metavar="FILE"),
+    ],
+    flows_out: Annotated[
+        str | None,
+        typer.Option(
+            "--flows-out", "-o", help="Write records to FILE.csv or FILE.jsonl (- = CSV on stdout)."
+        ),
+    ] = None,
+    inactive: Annotated[
+        float, typer.Option(help="Inactive timeout, seconds: a flow idle this long ends.")
+    ] = 15.0,
+    active: Annotated[
+        float, typer.Option(help="Active timeout, seconds: a flow this old ends.")
+    ] = 1800.0,
+    max_flows: Annotated[
+        int, typer.Option(help="Flow cache size; when full, the least recently updated flow ends.")
+    ] = 65536,
+    key_vlan: Annotated[
+        bool, typer.Option(help="Make the outer VLAN id part of the flow key.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+) -> None:
+    """Convert captures to flow records, with router cache rules.
+
+    Several files are merged in time order. With no output option, the flows
+    are printed as a table on stdout, in order of their first packet.
+    """
+    try:
+        config = CacheConfig(inactive, active, max_flows, key_vlan)
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+    for path in files:
+        if path != "-" and not Path(path).is_file():
+            raise fail(f"{path}: no such file", EXIT_DAMAGED)
+    try:
+        with ExitStack() as stack:
+            if flows_out is not None:
+                writer = FlowFileWriter(flows_out, sys.stdout.buffer)
+                stack.callback(writer.close)
+                sink: Callable[[RecordTable], None] = writer.write
+                counters = _run(files, config, sink, quiet)
+            else:
+                collected: list[RecordTable] = []
+                counters = _run(files, config, collected.append, quiet)
+                _print_table(RecordTable.concat(collected))
+    except SpanflowError as exc:
+        raise fail(str(exc), EXIT_DAMAGED) from exc
+    if not quiet:
+        _summary(files, counters)
+    for damage in counters.damage:
+        typer.echo(f"spanflow: error: {damage}", err=True)
+    if counters.interrupted:
+        raise fail("interrupted; the flows read so far were exported", 130)
+    if counters.damage:
+        raise typer.Exit(EXIT_DAMAGED)
+
+
+def _run(
+    files: list[str], config: CacheConfig, sink: Callable[[RecordTable], None], quiet: bool
+) -> Counters:
+    total = sum(os.path.getsize(f) for f in files if f != "-")
+    if quiet or not sys.stderr.isatty() or total < PROGRESS_MIN_BYTES:
+        return meter_captures(files, config, sink)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("reading", total=total)
+        return meter_captures(
+            files, config, sink, on_progress=lambda done: progress.update(task, completed=done)
+        )
+
+
+def _print_table(records: RecordTable) -> None:
+    order = records.first_ns.argsort(kind="stable")
+    for line in table_lines(records.take(order)):
+        typer.echo(line)
+
+
+def _summary(files: list[str], counters: Counters) -> None:
+    rate = counters.frames / counters.elapsed_s if counters.elapsed_s > 0 else 0.0
+    note(
+        f"read {counters.frames} frames from {len(files)} file(s) in {counters.elapsed_s:.2f} s "
+        f"({rate / 1e6:.2f} Mpps): {counters.decoded} decoded, {counters.undecodable} undecodable"
+    )
+    partial = int(counters.by_reason[DecodeReason.L4_TRUNCATED])
+    bad = [
+        f"{reason.name.lower()} {int(counters.by_reason[reason])}"
+        for reason in DecodeReason
+        if not reason.metered and counters.by_reason[reason]
+    ]
+    if bad:
+        note("undecodable: " + ", ".join(bad))
+    if partial:
+        note(f"{partial} frames metered without ports (transport header not captured)")
+    by_end = ", ".join(f"{name} {count}" for name, count in end_reason_counts(counters).items())
+    note(
+        f"{counters.records} records ({by_end}): {counters.packets} packets, "
+        f"{counters.octets} octets"
+    )
+    note(
+        f"cache: peak {counters.peak_open_flows} open flows, "
+        f"{counters.cache_bytes_per_flow:.0f} bytes of state per flow"
+    )
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("spanflow: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader of stdout went away (| head): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

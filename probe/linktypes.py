@@ -1,0 +1,43 @@
+"""Link-layer table: where the L3 header and its type field sit, per LINKTYPE_ code.
+
+Like softflowd's ``lt[]``: one row per link type, so the decoder finds every
+frame's L3 offset with one lookup. ``kind`` says how the L3 protocol is found:
+an ethertype-style field (then VLAN tags and MPLS labels may follow) or the IP
+version nibble of the first L3 byte.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+UNKNOWN, ETHERTYPE, NIBBLE = 0, 1, 2
+
+# code: (name, kind, offset of the 16-bit type field, L3 offset)
+LINK_TYPES: dict[int, tuple[str, int, int, int]] = {
+    0: ("NULL", NIBBLE, 0, 4),  # 4-byte host-order address family
+    1: ("ETHERNET", ETHERTYPE, 12, 14),
+    12: ("RAW", NIBBLE, 0, 0),  # DLT_RAW as most systems number it
+    101: ("RAW", NIBBLE, 0, 0),
+    108: ("LOOP", NIBBLE, 0, 4),  # 4-byte network-order address family
+    113: ("LINUX_SLL", ETHERTYPE, 14, 16),
+    228: ("IPV4", NIBBLE, 0, 0),
+    229: ("IPV6", NIBBLE, 0, 0),
+    276: ("LINUX_SLL2", ETHERTYPE, 0, 20),
+}
+
+TABLE_SIZE = max(LINK_TYPES) + 1
+LT_KIND = np.zeros(TABLE_SIZE, np.uint8)
+LT_TYPE_OFFSET = np.zeros(TABLE_SIZE, np.int64)
+LT_L3_OFFSET = np.zeros(TABLE_SIZE, np.int64)
+for _code, (_name, _kind, _type_off, _l3_off) in LINK_TYPES.items():
+    LT_KIND[_code] = _kind
+    LT_TYPE_OFFSET[_code] = _type_off
+    LT_L3_OFFSET[_code] = _l3_off
+
+
+def is_supported(linktype: int) -> bool:
+    return linktype in LINK_TYPES
+
+
+def linktype_name(linktype: int) -> str:
+    return LINK_TYPES[linktype][0] if linktype in LINK_TYPES else f"LINKTYPE {linktype}"
