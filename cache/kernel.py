@@ -79,7 +79,7 @@ def key_hash(version, src_hi, src_lo, dst_hi, dst_lo, sport, dport, proto, tos, 
     return _mix(h, where)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _find_slot_of(table, flows, idx):  # type: ignore[no-untyped-def]
     mask = np.uint64(len(table) - 1)
     slot = np.int64(flows[idx]["hash"] & mask)
@@ -88,7 +88,7 @@ def _find_slot_of(table, flows, idx):  # type: ignore[no-untyped-def]
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _table_delete(table, flows, slot):  # type: ignore[no-untyped-def]
     """Backward-shift deletion: later entries of the probe run move up."""
     mask = np.int64(len(table) - 1)
@@ -111,7 +111,7 @@ def _table_delete(table, flows, slot):  # type: ignore[no-untyped-def]
     table[hole] = NO_SLOT
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lru_unlink(flows, state, idx):  # type: ignore[no-untyped-def]
     prev = flows[idx]["lru_prev"]
     nxt = flows[idx]["lru_next"]
@@ -125,7 +125,7 @@ def _lru_unlink(flows, state, idx):  # type: ignore[no-untyped-def]
         state[TAIL] = prev
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lru_append(flows, state, idx):  # type: ignore[no-untyped-def]
     tail = state[TAIL]
     flows[idx]["lru_prev"] = tail
@@ -137,7 +137,7 @@ def _lru_append(flows, state, idx):  # type: ignore[no-untyped-def]
     state[TAIL] = idx
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _end_record(flows, table, free, state, out, n_out, idx, reason):  # type: ignore[no-untyped-def]
     """Append record ``idx`` to ``out`` and free its slot; return the new out count."""
     f = flows[idx]
@@ -168,7 +168,7 @@ def _end_record(flows, table, free, state, out, n_out, idx, reason):  # type: ig
     return n_out + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def expire_idle(flows, table, free, state, out, n_out, inactive_ns):  # type: ignore[no-untyped-def]
     """End records at the LRU head whose last packet is over ``inactive_ns`` behind the clock."""
     clock = state[CLOCK]
@@ -177,7 +177,7 @@ def expire_idle(flows, table, free, state, out, n_out, inactive_ns):  # type: ig
     return n_out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def flush_all(flows, table, free, state, out, reason):  # type: ignore[no-untyped-def]
     """End every open record, least recently updated first."""
     n_out = 0
@@ -186,7 +186,7 @@ def flush_all(flows, table, free, state, out, reason):  # type: ignore[no-untype
     return n_out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def meter_packets(  # type: ignore[no-untyped-def]
     flows,
     table,

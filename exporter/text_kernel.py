@@ -43,7 +43,7 @@ def _write_int(out, pos, value):  # type: ignore[no-untyped-def]
     return _write_uint(out, pos, value)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _write_ipv6(out, pos, hi, lo):  # type: ignore[no-untyped-def]
     groups = np.empty(8, np.int64)
     for g in range(4):
@@ -97,7 +97,7 @@ def _write_addr(out, pos, version, hi, lo):  # type: ignore[no-untyped-def]
     return _write_ipv6(out, pos, hi, lo)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def format_rows(  # type: ignore[no-untyped-def]
     ints,
     version,

@@ -7,18 +7,14 @@ the capture is never held whole, only the chunk being walked.
 from __future__ import annotations
 
 import zlib
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from probe.errors import InputError
+from probe.prefetch import Readable
 
 DEFAULT_CHUNK_BYTES = 8 << 20
-
-
-class Readable(Protocol):
-    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 class ChunkedInput:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,6 +15,7 @@ import typer
 
 from cache.config import CacheConfig
 from cache.records import RecordTable
+from exporter.background import BackgroundWriter
 from exporter.flowfile import FlowFileWriter
 from exporter.table import table_lines
 from probe.errors import ConfigError, SpanflowError
@@ -31,6 +34,8 @@ app = typer.Typer(
 EXIT_DAMAGED = 1
 EXIT_USAGE = 2
 PROGRESS_MIN_BYTES = 4 << 20
+COMPILE_NOTE_AFTER_S = 2.0
+COMPILE_NOTE = "compiling the packet kernels for first use (cached for later runs)..."
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -85,12 +90,15 @@ def convert(
     for path in files:
         if path != "-" and not Path(path).is_file():
             raise fail(f"{path}: no such file", EXIT_DAMAGED)
+    started = time.perf_counter()
     try:
         with ExitStack() as stack:
             if flows_out is not None:
                 writer = FlowFileWriter(flows_out, sys.stdout.buffer)
                 stack.callback(writer.close)
-                sink: Callable[[RecordTable], None] = writer.write
+                background = BackgroundWriter(writer.write)
+                stack.callback(background.close)
+                sink: Callable[[RecordTable], None] = background.write
                 counters = _run(files, config, sink, quiet)
             else:
                 collected: list[RecordTable] = []
@@ -98,6 +106,7 @@ def convert(
                 _print_table(RecordTable.concat(collected))
     except SpanflowError as exc:
         raise fail(str(exc), EXIT_DAMAGED) from exc
+    counters.elapsed_s = time.perf_counter() - started  # until the last record is written
     if not quiet:
         _summary(files, counters)
     for damage in counters.damage:
@@ -112,16 +121,25 @@ def _run(
     files: list[str], config: CacheConfig, sink: Callable[[RecordTable], None], quiet: bool
 ) -> Counters:
     total = sum(os.path.getsize(f) for f in files if f != "-")
-    if quiet or not sys.stderr.isatty() or total < PROGRESS_MIN_BYTES:
-        return meter_captures(files, config, sink)
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    compiling = threading.Timer(COMPILE_NOTE_AFTER_S, note, [COMPILE_NOTE])
+    if not quiet:
+        compiling.start()
+    try:
+        if quiet or not sys.stderr.isatty() or total < PROGRESS_MIN_BYTES:
+            return meter_captures(files, config, sink, on_progress=lambda _: compiling.cancel())
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task("reading", total=total)
-        return meter_captures(
-            files, config, sink, on_progress=lambda done: progress.update(task, completed=done)
-        )
+        columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
+        with Progress(*columns, transient=True) as progress:
+            task = progress.add_task("reading", total=total)
+
+            def advance(done: int) -> None:
+                compiling.cancel()
+                progress.update(task, completed=done)
+
+            return meter_captures(files, config, sink, on_progress=advance)
+    finally:
+        compiling.cancel()
 
 
 def _print_table(records: RecordTable) -> None:

@@ -14,10 +14,11 @@ from typing import BinaryIO, cast
 import numpy as np
 import numpy.typing as npt
 
-from probe.chunked import ChunkedInput, Readable
+from probe.chunked import ChunkedInput
 from probe.decode import decode
 from probe.errors import InputError
 from probe.packets import PacketTable
+from probe.prefetch import PrefetchReader, Readable
 from probe.readers import DEFAULT_BATCH_FRAMES, CaptureReader, PcapngReader, PcapReader
 
 PCAP_MAGICS = {
@@ -55,7 +56,8 @@ class Capture:
                 head = _peek(stream, 4)
             except (OSError, EOFError) as exc:
                 raise InputError(f"{self.name}: damaged gzip stream: {exc}") from exc
-        source = ChunkedInput(cast(Readable, stream), self.name)
+        self.prefetch = PrefetchReader(cast(Readable, stream))
+        source = ChunkedInput(self.prefetch, self.name)
         if not head:
             raise InputError(f"{self.name}: empty file, not a capture")
         if head in PCAP_MAGICS:
@@ -72,6 +74,8 @@ class Capture:
             return 0
 
     def close(self) -> None:
+        if hasattr(self, "prefetch"):
+            self.prefetch.close()
         if self.raw is not sys.stdin.buffer:
             self.raw.close()
 

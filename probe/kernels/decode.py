@@ -38,7 +38,7 @@ def _be64(buf, pos):  # type: ignore[no-untyped-def]
     return (np.uint64(_be32(buf, pos)) << np.uint64(32)) | np.uint64(_be32(buf, pos + 4))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def decode_frames(  # type: ignore[no-untyped-def]
     buf,
     offset,

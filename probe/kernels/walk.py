@@ -40,7 +40,7 @@ def _u16(buf, pos, big_endian):  # type: ignore[no-untyped-def]
     return (np.int64(buf[pos + 1]) << 8) | np.int64(buf[pos])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pcap(  # type: ignore[no-untyped-def]
     buf,
     pos,
@@ -75,7 +75,7 @@ def walk_pcap(  # type: ignore[no-untyped-def]
     return n, pos, BATCH_FULL
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pcapng(  # type: ignore[no-untyped-def]
     buf,
     pos,
