@@ -150,9 +150,10 @@ def _print_table(records: RecordTable) -> None:
 
 def _summary(files: list[str], counters: Counters) -> None:
     rate = counters.frames / counters.elapsed_s if counters.elapsed_s > 0 else 0.0
+    rate_text = f"{rate / 1e6:.2f} Mpps" if rate >= 1e5 else f"{rate:.0f} pps"
     note(
         f"read {counters.frames} frames from {len(files)} file(s) in {counters.elapsed_s:.2f} s "
-        f"({rate / 1e6:.2f} Mpps): {counters.decoded} decoded, {counters.undecodable} undecodable"
+        f"({rate_text}): {counters.decoded} decoded, {counters.undecodable} undecodable"
     )
     partial = int(counters.by_reason[DecodeReason.L4_TRUNCATED])
     bad = [

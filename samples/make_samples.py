@@ -1,0 +1,704 @@
+"""Write the sample captures: deterministic, so every run gives the same bytes.
+
+``python samples/make_samples.py [OUTDIR]`` (default: this script's directory).
+Packets are crafted with dpkt; the capture files are written here with struct
+(explicit byte order, integer nanosecond times) so the output never depends on
+the host. Addresses come only from 198.18.0.0/15 and 2001:db8::/32, MACs are
+locally administered (02:...). samples/README.md says what each file is for.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import socket
+import struct
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import dpkt
+
+NS_PER_S, NS_PER_MS, NS_PER_US = 1_000_000_000, 1_000_000, 1_000
+EPOCH_NS = 1_767_603_600 * NS_PER_S  # 2026-01-05 09:00:00 UTC
+LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL = 1, 113
+ETH_IPV4, ETH_ARP, ETH_IPV6, ETH_8021Q, ETH_8021AD = 0x0800, 0x0806, 0x86DD, 0x8100, 0x88A8
+TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+MSS = 1448
+ROUTER_MAC = bytes.fromhex("020000000001")
+BROADCAST_MAC = b"\xff" * 6
+SYN_OPTIONS = bytes.fromhex("020405b40103030701010402")  # MSS 1460, WS 7, SACK permitted
+MSS_OPTION = SYN_OPTIONS[:4]
+
+Frame = tuple[int, bytes]  # (ns since the epoch, frame bytes)
+Tags = tuple[tuple[int, int], ...]  # VLAN tags (tpid, vid), outermost first
+
+
+def at(seconds: float) -> int:
+    """Nanoseconds since the epoch for a time given in seconds after EPOCH_NS."""
+    return EPOCH_NS + round(seconds * NS_PER_S)
+
+
+def ipb(addr: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6 if ":" in addr else socket.AF_INET, addr)
+
+
+def mac(addr: str) -> bytes:
+    """On-link hosts (198.18/16, 2001:db8:1::/48) have a MAC; the rest are behind the router."""
+    if addr.startswith(("198.18.", "2001:db8:1:")):
+        return b"\x02\x00" + ipb(addr)[-4:]
+    return ROUTER_MAC
+
+
+# ----------------------------------------------------------------- packet building
+
+
+def ether(src: bytes, dst: bytes, ethertype: int, payload: bytes, tags: Tags = ()) -> bytes:
+    """An Ethernet II frame, padded to the 60-byte minimum as a SPAN port delivers it."""
+    head = dst + src + b"".join(struct.pack(">HH", tpid, vid) for tpid, vid in tags)
+    return (head + struct.pack(">H", ethertype) + payload).ljust(60, b"\0")
+
+
+def ipv4(
+    src: str, dst: str, proto: int, l4: dpkt.Packet | bytes, *, tos: int = 0, ttl: int = 64,
+    ident: int = 0, df: bool = False, mf: bool = False, frag_offset: int = 0,
+) -> bytes:  # fmt: skip
+    """An IPv4 packet; dpkt fills in the length and the checksums (L4 too, unless a fragment)."""
+    flags_offset = (df << 14) | (mf << 13) | (frag_offset // 8)
+    ip = dpkt.ip.IP(src=ipb(src), dst=ipb(dst), p=proto, tos=tos, ttl=ttl, id=ident, data=l4)
+    ip._flags_offset = flags_offset
+    return bytes(ip)
+
+
+def frame4(src: str, dst: str, proto: int, l4: dpkt.Packet | bytes, **ip: int) -> bytes:
+    """An IPv4 packet in an untagged Ethernet frame between the hosts' (or router's) MACs."""
+    return ether(mac(src), mac(dst), ETH_IPV4, ipv4(src, dst, proto, l4, **ip))
+
+
+def udp4(src: str, dst: str, sport: int, dport: int, payload: bytes, **ip: int) -> bytes:
+    return frame4(src, dst, UDP, udp(sport, dport, payload), **ip)
+
+
+def ipv6(src: str, dst: str, next_header: int, payload: bytes, tclass: int = 0) -> bytes:
+    head = struct.pack(">IHBB", (6 << 28) | (tclass << 20), len(payload), next_header, 64)
+    return head + ipb(src) + ipb(dst) + payload
+
+
+def checksummed_v6(src: str, dst: str, proto: int, l4: bytes, at_offset: int) -> bytes:
+    """``l4`` with the checksum at ``at_offset`` computed over the IPv6 pseudo-header."""
+    body = bytearray(l4)
+    body[at_offset : at_offset + 2] = b"\0\0"
+    pseudo = ipb(src) + ipb(dst) + struct.pack(">IxxxB", len(body), proto)
+    body[at_offset : at_offset + 2] = struct.pack(">H", dpkt.in_cksum(pseudo + bytes(body)))
+    return bytes(body)
+
+
+def tcp(
+    sport: int, dport: int, flags: int, seq: int, ack: int, payload: bytes = b"",
+    opts: bytes = b"", win: int = 502,
+) -> dpkt.tcp.TCP:  # fmt: skip
+    ack = ack % (1 << 32) if flags & ACK else 0
+    segment = dpkt.tcp.TCP(
+        sport=sport,
+        dport=dport,
+        seq=seq % (1 << 32),
+        ack=ack,
+        flags=flags,
+        win=win,
+        opts=opts,
+        data=payload,
+    )
+    segment.off = 5 + len(opts) // 4
+    return segment
+
+
+def udp(sport: int, dport: int, payload: bytes) -> dpkt.udp.UDP:
+    return dpkt.udp.UDP(sport=sport, dport=dport, ulen=8 + len(payload), data=payload)
+
+
+def icmp_echo(request: bool, ident: int, seq: int, payload: bytes) -> dpkt.icmp.ICMP:
+    echo = dpkt.icmp.ICMP.Echo(id=ident, seq=seq, data=payload)
+    return dpkt.icmp.ICMP(type=8 if request else 0, code=0, data=echo)
+
+
+def arp_frame(reply: bool, sender: str, target: str, tags: Tags = ()) -> bytes:
+    """Who-has ``target`` from ``sender`` (broadcast), or the reply of ``sender`` to it."""
+    target_mac = mac(target) if reply else bytes(6)
+    body = dpkt.arp.ARP(op=2 if reply else 1, sha=mac(sender), spa=ipb(sender),
+                        tha=target_mac, tpa=ipb(target))  # fmt: skip
+    return ether(mac(sender), target_mac if reply else BROADCAST_MAC, ETH_ARP, bytes(body), tags)
+
+
+def dns_query(ident: int, name: str, qtype: int) -> dpkt.dns.DNS:
+    return dpkt.dns.DNS(id=ident, op=0x0100, qd=[dpkt.dns.DNS.Q(name=name, type=qtype, cls=1)])
+
+
+def dns_answer(query: dpkt.dns.DNS, ttl: int, rdatas: list[dict[str, object]]) -> bytes:
+    q = query.qd[0]
+    answers = [dpkt.dns.DNS.RR(name=q.name, type=q.type, cls=1, ttl=ttl, **r) for r in rdatas]
+    return bytes(dpkt.dns.DNS(id=query.id, op=0x8180, qd=query.qd, an=answers))
+
+
+def tls_record(rng: random.Random, content_type: int, size: int) -> bytes:
+    """A TLS 1.2 record of ``size`` bytes on the wire (header + opaque body)."""
+    return struct.pack(">BHH", content_type, 0x0303, size - 5) + rng.randbytes(size - 5)
+
+
+# ----------------------------------------------------------------- conversations
+
+
+class TcpConn:
+    """One TCP connection seen from a SPAN port near the client; appends frames as it goes.
+
+    Client frames are seen when sent, the server's answers a round trip later;
+    sequence and acknowledgement numbers stay consistent. Methods take the time
+    of their first frame and return the time of their last one.
+    """
+
+    def __init__(
+        self, frames: list[Frame], rng: random.Random, client: tuple[str, int],
+        server: tuple[str, int], rtt_ns: int,
+    ) -> None:  # fmt: skip
+        self.frames, self.rng, self.rtt_ns = frames, rng, rtt_ns
+        self.ends = {True: client, False: server}
+        self.next_seq = {True: rng.getrandbits(32), False: rng.getrandbits(32)}
+
+    def seg(
+        self, t: int, from_client: bool, flags: int, data: bytes = b"", opts: bytes = b""
+    ) -> int:
+        (src, src_port), (dst, dst_port) = self.ends[from_client], self.ends[not from_client]
+        seq, ack = self.next_seq[from_client], self.next_seq[not from_client]
+        segment = tcp(
+            src_port, dst_port, flags, seq, ack, data, opts, 64240 if flags & SYN else 502
+        )
+        ident = self.rng.getrandbits(16)
+        self.frames.append((t, frame4(src, dst, TCP, segment, ttl=64 if from_client else 52,
+                                      df=True, ident=ident)))  # fmt: skip
+        self.next_seq[from_client] = seq + len(data) + bool(flags & (SYN | FIN))
+        return t
+
+    def gap(self, answer_from_client: bool) -> int:
+        """Delay before an answer is seen: a round trip when the server answers."""
+        return (0 if answer_from_client else self.rtt_ns) + self.rng.randint(40_000, 400_000)
+
+    def open(self, t: int) -> int:
+        self.seg(t, True, SYN, opts=SYN_OPTIONS)
+        t = self.seg(t + self.gap(False), False, SYN | ACK, opts=SYN_OPTIONS)
+        return self.seg(t + self.gap(True), True, ACK)
+
+    def send(self, t: int, from_client: bool, data: bytes) -> int:
+        """Data in MSS segments (PSH on the last), the receiver ACKing every second one."""
+        last = t
+        chunks = [data[i : i + MSS] for i in range(0, len(data), MSS)]
+        for index, chunk in enumerate(chunks):
+            final = index == len(chunks) - 1
+            self.seg(t, from_client, ACK | (PSH if final else 0), chunk)
+            if index % 2 == 1 or final:
+                last = self.seg(t + self.gap(not from_client), not from_client, ACK)
+            t += self.rng.randint(15_000, 120_000)
+        return max(t, last)
+
+    def close(self, t: int, client_first: bool) -> int:
+        """FIN from the closer, FIN back, final ACK from the closer."""
+        self.seg(t, client_first, FIN | ACK)
+        t = self.seg(t + self.gap(not client_first), not client_first, FIN | ACK)
+        return self.seg(t + self.gap(client_first), client_first, ACK)
+
+    def handshake_tls(self, t: int) -> int:
+        rng = self.rng
+        t = self.open(t)
+        t = self.send(t + 200 * NS_PER_US, True, tls_record(rng, 0x16, 517))  # ClientHello
+        t = self.send(t + self.gap(False), False, tls_record(rng, 0x16, rng.randint(2800, 4200)))
+        t = self.send(
+            t + self.gap(True), True, tls_record(rng, 0x14, 6) + tls_record(rng, 0x16, 45)
+        )
+        return self.send(t + self.gap(False), False, tls_record(rng, 0x16, 250))
+
+    def exchange_tls(self, t: int, sizes: list[int]) -> int:
+        """One request/response pair of application data per response size."""
+        for size in sizes:
+            t = self.send(t, True, tls_record(self.rng, 0x17, self.rng.randint(300, 700)))
+            t = self.send(t + self.gap(False), False, tls_record(self.rng, 0x17, size))
+            t += self.rng.randint(5, 60) * NS_PER_MS
+        return t
+
+
+def dns_lookup(
+    frames: list[Frame], rng: random.Random, t: int, client: tuple[str, int], resolver: str,
+    name: str, answers: tuple[str, str],
+) -> int:  # fmt: skip
+    """A and AAAA queries from one socket (as glibc sends them), each answered."""
+    addr, cport = client
+    for qtype, answer in zip((1, 28), answers, strict=True):
+        query = dns_query(rng.getrandbits(16), name, qtype)
+        frames.append((t, udp4(addr, resolver, cport, 53, bytes(query))))
+        rdata = {"ip": ipb(answer)} if qtype == 1 else {"ip6": ipb(answer)}
+        t += rng.randint(300_000, 9_000_000)
+        frames.append((t, udp4(resolver, addr, 53, cport, dns_answer(query, 300, [rdata]))))
+        t += rng.randint(50_000, 300_000)
+    return t
+
+
+# ----------------------------------------------------------------- samples
+
+
+def web_frames() -> list[Frame]:
+    """Four clients browsing for ~92 s: ten sessions, listed in samples/README.md."""
+    rng = random.Random(1)
+    frames: list[Frame] = []
+    resolver = "198.18.0.53"
+    a, b, c, d = "198.18.1.10", "198.18.1.11", "198.18.1.12", "198.18.1.13"
+    www, cdn, plain = "198.19.10.1", "198.19.10.2", "198.19.20.80"
+    names = {www: "www.example.com", cdn: "cdn.example.net", plain: "plain.example.org"}
+    v6 = {www: "2001:db8:10::1", cdn: "2001:db8:10::2", plain: "2001:db8:20::80"}
+    ports = iter(rng.sample(range(32768, 61000), 32))  # distinct ephemeral ports
+
+    def lookup(t: float, client: str, server: str) -> None:
+        where = (client, next(ports))
+        dns_lookup(frames, rng, at(t), where, resolver, names[server], (server, v6[server]))
+
+    def conn(client: str, server: str, port: int) -> TcpConn:
+        rtt = rng.randint(18, 35) * NS_PER_MS
+        return TcpConn(frames, rng, (client, next(ports)), (server, port), rtt)
+
+    def sizes(n: int) -> list[int]:
+        return [rng.randint(2000, 8000) for _ in range(n)]
+
+    def tls_visit(t: float, client: str, server: str, lookup_first: bool) -> None:
+        """An HTTPS visit: DNS unless cached, handshake, 1-2 exchanges, the client closes."""
+        if lookup_first:
+            lookup(t, client, server)
+        tc = conn(client, server, 443)
+        end = tc.exchange_tls(tc.handshake_tls(at(t + 0.05)), sizes(rng.randint(1, 2)))
+        tc.close(end + 200 * NS_PER_MS, client_first=True)
+
+    def tls_with_pause(t: float, resume: float, client: str, server: str) -> None:
+        """An HTTPS keep-alive connection silent for > 15 s, then used again and closed."""
+        lookup(t, client, server)
+        tc = conn(client, server, 443)
+        tc.exchange_tls(tc.handshake_tls(at(t + 0.05)), sizes(1))
+        tc.close(tc.exchange_tls(at(resume), sizes(2)) + 150 * NS_PER_MS, client_first=True)
+
+    def http_visit(t: float, client: str) -> None:
+        """Plain HTTP/1.0: GET, the response, the server closes first."""
+        lookup(t, client, plain)
+        tc = conn(client, plain, 80)
+        t_ns = tc.open(at(t + 0.05))
+        request = (
+            b"GET /index.html HTTP/1.0\r\nHost: plain.example.org\r\nUser-Agent: curl/8.5\r\n\r\n"
+        )
+        t_ns = tc.send(t_ns + 100 * NS_PER_US, True, request)
+        body = rng.randbytes(rng.randint(3000, 7000))
+        header = (
+            b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\n\r\n"
+        )
+        t_ns = tc.send(t_ns + tc.gap(False), False, header % len(body) + body)
+        tc.close(t_ns + 1 * NS_PER_MS, client_first=False)
+
+    frames.append((at(0), arp_frame(False, a, resolver)))  # two non-IP frames
+    frames.append((at(0.0003), arp_frame(True, resolver, a)))
+    tls_visit(0.001, a, www, lookup_first=True)  # session 1
+    tls_with_pause(1.0, 25.0, b, cdn)  # session 2: silent from ~1.6 s to 25 s
+    http_visit(2.0, c)  # session 3
+    for seq in range(3):  # session 4: three echo pairs, one flow each way
+        t, payload = at(5.0 + seq), bytes(range(16, 64))
+        frames.append((t, frame4(a, "198.19.0.1", ICMP, icmp_echo(True, 0x1C2A, seq, payload))))
+        reply = frame4("198.19.0.1", a, ICMP, icmp_echo(False, 0x1C2A, seq, payload), ttl=60)
+        frames.append((t + rng.randint(8_000_000, 9_000_000), reply))
+    lookup(12.0, d, www)  # session 5: the client resets the connection during a download
+    reset = conn(d, www, 443)
+    t_ns = reset.send(reset.handshake_tls(at(12.05)), True, tls_record(rng, 0x17, 420))
+    download = tls_record(rng, 0x17, 5 * MSS)
+    t_ns = reset.send(t_ns + reset.gap(False), False, download[: 4 * MSS])
+    reset.seg(t_ns + 300 * NS_PER_MS, True, RST | ACK)
+    reset.seg(t_ns + 300 * NS_PER_MS + 20 * NS_PER_US, False, ACK, download[4 * MSS :])  # in flight
+    tls_visit(30.0, a, cdn, lookup_first=False)  # session 6: name cached, no DNS
+    tls_with_pause(45.0, 70.0, c, www)  # session 7: silent from ~45.6 s to 70 s
+    tls_visit(60.0, a, cdn, lookup_first=True)  # session 8
+    tls_visit(85.0, b, www, lookup_first=True)  # session 9
+    http_visit(92.0, d)  # session 10
+    return frames
+
+
+def portscan_frames() -> list[Frame]:
+    """A SYN scan of ports 1-1000 in random order, 1 ms apart; 22, 80 and 443 are open."""
+    rng = random.Random(2)
+    frames: list[Frame] = []
+    scanner, target, sport = "198.18.50.5", "198.19.50.50", 61234
+    t = at(0)
+    for port in rng.sample(range(1, 1001), 1000):
+        seq = rng.getrandbits(32)
+        probe = tcp(sport, port, SYN, seq, 0, opts=MSS_OPTION, win=1024)
+        ident = rng.getrandbits(16)
+        frames.append(
+            (t, frame4(scanner, target, TCP, probe, ttl=rng.randint(37, 59), ident=ident))
+        )
+        t_reply = t + rng.randint(300_000, 700_000)
+        if port in (22, 80, 443):  # SYN-ACK; the scanner's kernel, with no socket, resets
+            answer = tcp(
+                port, sport, SYN | ACK, rng.getrandbits(32), seq + 1, b"", MSS_OPTION, 64240
+            )
+            abort = tcp(sport, port, RST, seq + 1, 0, win=0)
+            frames.append((t_reply + 40_000, frame4(scanner, target, TCP, abort)))
+        else:
+            answer = tcp(port, sport, RST | ACK, 0, seq + 1, win=0)
+        frames.append((t_reply, frame4(target, scanner, TCP, answer, ttl=61, df=True)))
+        t += rng.randint(900_000, 1_100_000)
+    return frames
+
+
+def slowscan_frames() -> list[Frame]:
+    """60 SYN probes ~20 s apart to different ports, hidden in an SSH session and NTP polls."""
+    rng = random.Random(3)
+    frames: list[Frame] = []
+    scanner, target = "198.18.60.6", "198.19.60.60"
+    for probe, port in enumerate(rng.sample(range(1, 1025), 60)):
+        t, seq = at(10 + 20 * probe + rng.uniform(-1, 1)), rng.getrandbits(32)
+        syn = tcp(45111, port, SYN, seq, 0, opts=MSS_OPTION, win=1024)
+        frames.append((t, frame4(scanner, target, TCP, syn, ttl=44)))
+        refused = tcp(port, 45111, RST | ACK, 0, seq + 1, win=0)
+        frames.append((t + rng.randint(20, 30) * NS_PER_MS, frame4(target, scanner, TCP, refused)))
+    ssh = TcpConn(frames, rng, ("198.18.60.11", 50022), ("198.19.60.22", 22), 12 * NS_PER_MS)
+    t = ssh.open(at(1))
+    while t < at(1225):  # keystrokes echoed by the server, a few seconds apart
+        t = ssh.send(t + rng.randint(1500, 9000) * NS_PER_MS, True, rng.randbytes(36))
+        t = ssh.send(t + ssh.gap(False), False, rng.randbytes(36))
+    ssh.close(t + 2 * NS_PER_S, client_first=True)
+    for poll in range(19):  # an NTP client polling every 64 s
+        t = at(3 + 64 * poll + rng.uniform(0, 0.5))
+        request = b"\x23" + bytes(39) + rng.randbytes(8)
+        frames.append((t, udp4("198.18.60.10", "198.19.60.123", 123, 123, request)))
+        reply = struct.pack(">BBbb", 0x24, 2, 6, -24) + rng.randbytes(44)
+        frames.append((t + 15 * NS_PER_MS, udp4("198.19.60.123", "198.18.60.10", 123, 123, reply)))
+    return frames
+
+
+def synflood_frames() -> list[Frame]:
+    """3000 spoofed SYNs to port 80 within 3 s (ingress only: no backscatter), 3 real visits."""
+    rng = random.Random(4)
+    frames: list[Frame] = []
+    server = "198.18.70.7"  # on-link; everything else arrives through the router
+    clients = ["198.19.1.21", "198.19.1.22", "198.19.1.23"]
+    taken = {ipb(addr) for addr in (server, *clients)}
+    seen: set[tuple[bytes, int]] = set()
+    while len(seen) < 3000:
+        src, port = struct.pack(">I", 0xC6120000 | rng.getrandbits(17)), rng.randint(1024, 65535)
+        if (src, port) in seen or src in taken:  # 198.18.0.0/15 above: one SYN per key
+            continue
+        seen.add((src, port))
+        syn = tcp(port, 80, SYN, rng.getrandbits(32), 0, win=rng.choice((512, 1024, 5840, 65535)))
+        ttl, ident = rng.randint(30, 250), rng.getrandbits(16)
+        packet = frame4(socket.inet_ntoa(src), server, TCP, syn, ttl=ttl, ident=ident)
+        frames.append((at(1 + rng.uniform(0, 3)), packet))
+    for index, client in enumerate(clients):
+        tc = TcpConn(frames, rng, (client, 40000 + index), (server, 80), 2 * NS_PER_MS)
+        t = tc.open(at(0.5 + 1.2 * index))
+        t = tc.send(t + 100 * NS_PER_US, True, b"GET / HTTP/1.1\r\nHost: flood.example\r\n\r\n")
+        body = rng.randbytes(2000)
+        t = tc.send(
+            t + tc.gap(False), False, b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + body
+        )
+        tc.close(t + 5 * NS_PER_MS, client_first=True)
+    return frames
+
+
+def dnstunnel_frames() -> list[Frame]:
+    """400 TXT queries with base32 labels from one socket ~1.5 s apart; a neighbour's lookups."""
+    rng = random.Random(5)
+    frames: list[Frame] = []
+    client, resolver, cport = "198.18.80.8", "198.18.0.53", 53530
+    t = at(0)
+    for _ in range(400):
+        data = base64.b32encode(rng.randbytes(rng.randint(35, 60))).decode().rstrip("=").lower()
+        labels = [data[i : i + 60] for i in range(0, len(data), 60)]
+        query = dns_query(rng.getrandbits(16), ".".join([*labels, "t.tunnel.example.com"]), 16)
+        frames.append((t, udp4(client, resolver, cport, 53, bytes(query))))
+        blob = base64.b32encode(rng.randbytes(rng.randint(20, 70))).rstrip(b"=")
+        reply = udp4(resolver, client, 53, cport, dns_answer(query, 0, [{"text": [blob]}]))
+        frames.append((t + rng.randint(20, 60) * NS_PER_MS, reply))
+        t += rng.randint(1400, 1600) * NS_PER_MS
+    for k in range(20):
+        t = at(15 + 30 * k + rng.uniform(0, 5))
+        where = ("198.18.80.9", rng.randint(32768, 60999))
+        dns_lookup(
+            frames, rng, t, where, resolver, "www.example.com", ("198.19.10.1", "2001:db8::1")
+        )
+    return frames
+
+
+def ipv6_frames() -> list[Frame]:
+    """TCP, UDP (one flow with traffic class EF), ICMPv6 echo and NUD, hop-by-hop, fragments."""
+    rng = random.Random(6)
+    frames: list[Frame] = []
+    host, resolver, server = "2001:db8:1::10", "2001:db8:1::53", "2001:db8:2::20"
+    phone, peer, router = "2001:db8:1::30", "2001:db8:2::40", "2001:db8:1::1"
+
+    def emit(
+        t: int, src: str, dst: str, proto: int, l4: bytes, csum_at: int, tclass: int = 0,
+        hop_by_hop: bytes = b"",
+    ) -> None:  # fmt: skip
+        body = hop_by_hop + checksummed_v6(src, dst, proto, l4, csum_at)
+        packet = ipv6(src, dst, 0 if hop_by_hop else proto, body, tclass)
+        frames.append((t, ether(mac(src), mac(dst), ETH_IPV6, packet)))
+
+    def icmp6(t: int, src: str, dst: str, icmp_type: int, body: bytes) -> None:
+        emit(t, src, dst, ICMPV6, struct.pack(">BBH", icmp_type, 0, 0) + body, 2)
+
+    # Neighbour unreachability detection: unicast NS, solicited NA (RFC 4861 section 7.2.2).
+    icmp6(at(0), host, router, 135, bytes(4) + ipb(router) + b"\x01\x01" + mac(host))
+    na = b"\x60" + bytes(3) + ipb(router) + b"\x02\x01" + ROUTER_MAC
+    icmp6(at(0.00015), router, host, 136, na)
+    query = dns_query(0x4D2, "www.example.com", 28)
+    emit(at(0.01), host, resolver, UDP, bytes(udp(41000, 53, bytes(query))), 6)
+    answer = dns_answer(query, 300, [{"ip6": ipb(server)}])
+    emit(at(0.013), resolver, host, UDP, bytes(udp(53, 41000, answer)), 6)
+    for seq in range(3):  # ICMPv6 echo
+        body = struct.pack(">HH", 0x77, seq + 1) + bytes(range(48))
+        icmp6(at(0.5 + seq), host, server, 128, body)
+        icmp6(at(0.521 + seq), server, host, 129, body)
+    t = at(1.0)  # a TCP connection to port 443: handshake, data, FIN both ways
+    seqs = {True: rng.getrandbits(32), False: rng.getrandbits(32)}
+    script = [
+        (True, SYN, 0, 0), (False, SYN | ACK, 0, 20), (True, ACK, 0, 1), (True, PSH | ACK, 517, 1),
+        (False, ACK, 1220, 20), (False, PSH | ACK, 900, 1), (True, ACK, 0, 1),
+        (True, FIN | ACK, 0, 50), (False, FIN | ACK, 0, 20), (True, ACK, 0, 1),
+    ]  # fmt: skip
+    for from_host, flags, size, delay_ms in script:
+        t += delay_ms * NS_PER_MS
+        src, dst, sport, dport = (
+            (host, server, 50443, 443) if from_host else (server, host, 443, 50443)
+        )
+        opts = SYN_OPTIONS if flags & SYN else b""
+        segment = tcp(
+            sport, dport, flags, seqs[from_host], seqs[not from_host], rng.randbytes(size), opts
+        )
+        emit(t, src, dst, TCP, bytes(segment), 16)
+        seqs[from_host] += size + bool(flags & (SYN | FIN))
+    for k in range(25):  # a voice call: RTP both ways every 20 ms, traffic class 0xb8 (DSCP EF)
+        for src, dst, delay in ((phone, peer, 0), (peer, phone, 3 * NS_PER_MS)):
+            rtp = struct.pack(">BBHII", 0x80, 0, k, 160 * k, 0x5EED) + rng.randbytes(160)
+            emit(at(2.0 + 0.02 * k) + delay, src, dst, UDP, bytes(udp(16384, 16384, rtp)), 6, 0xB8)
+    hop_by_hop = bytes([UDP, 0, 1, 4, 0, 0, 0, 0])  # PadN only; UDP to iperf3's port follows
+    emit(at(3.0), host, server, UDP, bytes(udp(45001, 5201, rng.randbytes(64))), 6, 0, hop_by_hop)
+    # A DNS answer of 2000 bytes in two fragments at the 1280-byte minimum MTU.
+    query = dns_query(0x4D3, "big.example.com", 16)
+    emit(at(3.49), host, resolver, UDP, bytes(udp(41001, 53, bytes(query))), 6)
+    texts = [{"text": [base64.b32encode(rng.randbytes(140))]} for _ in range(8)]
+    message = dns_answer(query, 60, texts)
+    datagram = checksummed_v6(resolver, host, UDP, bytes(udp(53, 41001, message)), 6)
+    for offset, more in ((0, 1), (1232, 0)):
+        fragment = struct.pack(">BBHI", UDP, 0, offset | more, 0x1F2E3D4C)
+        packet = ipv6(
+            resolver, host, 44, fragment + datagram[offset : offset + 1232 if more else None]
+        )
+        frames.append((at(3.5) + offset * 800, ether(mac(resolver), mac(host), ETH_IPV6, packet)))
+    return frames
+
+
+def vlan_frames() -> list[Frame]:
+    """A trunk: VLANs 10 and 20, QinQ (S-VLAN 100 over C-VLAN 30), untagged, and ARP."""
+    rng = random.Random(7)
+    frames: list[Frame] = []
+    v10, v20, qinq = ((ETH_8021Q, 10),), ((ETH_8021Q, 20),), ((ETH_8021AD, 100), (ETH_8021Q, 30))
+    for k, (tags, asker, gateway) in enumerate(
+        ((v10, "198.18.10.5", "198.18.10.1"), ((), "198.18.0.2", "198.18.0.1"))
+    ):  # ARP on VLAN 10 and untagged
+        frames.append((at(0.001 * k), arp_frame(False, asker, gateway, tags)))
+        frames.append((at(0.001 * k + 0.00009), arp_frame(True, gateway, asker, tags)))
+    # Routed on a stick between VLANs: each packet is seen on VLAN 10, then on VLAN 20.
+    a, b = "198.18.10.5", "198.18.20.6"
+    for k in range(12):
+        payload = rng.randbytes(rng.randint(40, 200))
+        hops = ((v10, 64, 0, mac(a), ROUTER_MAC), (v20, 63, 35_123, ROUTER_MAC, mac(b)))
+        for tags, ttl, delay, src_mac, dst_mac in hops:
+            packet = ipv4(a, b, UDP, udp(5060, 5060, payload), ttl=ttl, ident=k)
+            frames.append(
+                (at(0.1 + 0.05 * k) + delay, ether(src_mac, dst_mac, ETH_IPV4, packet, tags))
+            )
+    # A customer's TCP conversation inside the provider tag.
+    inner = "198.18.30.7", "198.19.30.8"
+    seqs = [rng.getrandbits(32), rng.getrandbits(32)]
+    for k in range(20):
+        side = k % 2
+        src, dst = inner[side], inner[1 - side]
+        data = rng.randbytes(rng.randint(10, 300))
+        sport, dport = (33000, 443) if side == 0 else (443, 33000)
+        segment = tcp(sport, dport, ACK | PSH, seqs[side], seqs[1 - side], data)
+        seqs[side] += len(data)
+        packet = ipv4(src, dst, TCP, segment)
+        frames.append((at(0.2 + 0.035 * k), ether(mac(src), mac(dst), ETH_IPV4, packet, qinq)))
+    for k in range(6):  # untagged management: SNMP polls of a switch
+        t = at(0.15 + 0.1 * k)
+        frames.append((t, udp4("198.18.0.2", "198.18.0.3", 50161, 161, rng.randbytes(45))))
+        answer = udp4("198.18.0.3", "198.18.0.2", 161, 50161, rng.randbytes(90))
+        frames.append((t + 2 * NS_PER_MS, answer))
+    return frames
+
+
+def fragments_frames() -> list[Frame]:
+    """20 UDP datagrams of 3000-4000 bytes in 1480-byte fragments; one sent tail first."""
+    rng = random.Random(8)
+    frames: list[Frame] = []
+    nfs, rtp = ("198.18.9.1", "198.19.9.2", 40000, 2049), ("198.18.9.3", "198.19.9.4", 5004, 5004)
+    t = at(0)
+    for index, (src, dst, sport, dport) in enumerate([nfs] * 12 + [rtp] * 8):
+        whole = ipv4(src, dst, UDP, udp(sport, dport, rng.randbytes(rng.randint(3000, 4000))))
+        datagram = whole[20:]  # the UDP header, checksum included, and the payload
+        pieces = [
+            ipv4(src, dst, UDP, datagram[offset : offset + 1480], ident=0x3000 + index,
+                 mf=offset + 1480 < len(datagram), frag_offset=offset)
+            for offset in range(0, len(datagram), 1480)
+        ]  # fmt: skip
+        if index == 5:
+            pieces.reverse()  # Linux sends some fragmented datagrams tail first
+        for piece in pieces:
+            frames.append((t, ether(mac(src), mac(dst), ETH_IPV4, piece)))
+            t += rng.randint(120_000, 130_000)
+        t += rng.randint(20, 80) * NS_PER_MS
+    return frames
+
+
+def aliasing_frames() -> list[Frame]:
+    """5000 frames; a heartbeat is exactly every 10th (frames 0, 10, 20, ...), once a second."""
+    rng = random.Random(9)
+    frames: list[Frame] = []
+    metrics = [b"app.requests:1|c", b"app.latency:%d|ms", b"queue.depth:%d|g"]
+    for second in range(500):
+        t = at(second)
+        beat = struct.pack(">BBBBII", 0x20, 0xC0, 3, 24, 0x1000 + second, 0x2000) + bytes(12)
+        frames.append((t, udp4("198.18.90.9", "198.19.90.9", 49152, 3784, beat)))
+        for offset_ms in sorted(rng.sample(range(1, 1000), 9)):
+            host = rng.randint(1, 6)
+            if host <= 3:  # syslog lines
+                text = b"<134>Jan  5 09:00:00 app%d nginx: GET /api/%d 200" % (
+                    host,
+                    rng.randint(1, 99),
+                )
+                frame = udp4(f"198.18.91.{host}", "198.19.91.100", 514, 514, text)
+            else:  # statsd counters and timers
+                text = rng.choice(metrics).replace(b"%d", b"%d" % rng.randint(1, 500))
+                frame = udp4(f"198.18.91.{host}", "198.19.91.101", 40000 + host, 8125, text)
+            frames.append((t + offset_ms * NS_PER_MS, frame))
+    return frames
+
+
+def two_interface_packets() -> list[tuple[int, int, bytes]]:
+    """A VPN gateway: eth0 (Ethernet, µs) and wg0 (Linux cooked, ns); tunnelled flows on both."""
+    rng = random.Random(10)
+    packets: list[tuple[int, int, bytes]] = []
+    gateway = "198.18.100.1"
+
+    def cooked(incoming: bool, packet: bytes) -> bytes:  # SLL header of a WireGuard device
+        return struct.pack(">HHH8sH", 0 if incoming else 4, 0xFFFE, 0, bytes(8), ETH_IPV4) + packet
+
+    def on_eth0(t_ns: int, frame: bytes) -> None:
+        packets.append((0, t_ns - t_ns % NS_PER_US, frame))
+
+    for k in range(30):
+        client, remote = f"198.18.100.1{k % 2}", f"198.19.100.2{k % 2}"
+        port = 40000 + k % 2
+        request, response = rng.randbytes(rng.randint(60, 400)), rng.randbytes(rng.randint(60, 900))
+        t = at(0.2 * k) + rng.randint(0, 999_999)
+        out = ipv4(client, remote, UDP, udp(port, 8443, request))
+        on_eth0(t, ether(mac(client), mac(gateway), ETH_IPV4, out))
+        t += rng.randint(20_000, 60_000)  # forwarded into the tunnel, stamped in ns
+        packets.append(
+            (1, t, cooked(False, ipv4(client, remote, UDP, udp(port, 8443, request), ttl=63)))
+        )
+        t += rng.randint(8_000_000, 15_000_000)
+        back = udp(8443, port, response)
+        packets.append((1, t, cooked(True, ipv4(remote, client, UDP, back, ttl=57))))
+        t += rng.randint(20_000, 60_000)  # and delivered on eth0
+        back_eth0 = ipv4(remote, client, UDP, udp(8443, port, response), ttl=56)
+        on_eth0(t, ether(mac(gateway), mac(client), ETH_IPV4, back_eth0))
+    for k in range(4):  # the gateway's own DNS lookups, eth0 only
+        query = dns_query(0x100 + k, "vpn.example.net", 1)
+        on_eth0(at(1.1 + k), udp4(gateway, "198.18.0.53", 53000 + k, 53, bytes(query)))
+        answer = dns_answer(query, 60, [{"ip": ipb("198.19.100.1")}])
+        on_eth0(at(1.1007 + k), udp4("198.18.0.53", gateway, 53, 53000 + k, answer))
+    return sorted(packets, key=lambda p: p[1])
+
+
+# ----------------------------------------------------------------- capture files
+
+
+def write_pcap(
+    path: Path, frames: list[Frame], *, nano: bool = False, big_endian: bool = False
+) -> None:
+    """Classic pcap of Ethernet frames: µs or ns magic, little- or big-endian."""
+    order, unit = (">" if big_endian else "<"), (1 if nano else NS_PER_US)
+    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 262144, LINKTYPE_ETHERNET)]
+    for ts_ns, frame in frames:
+        seconds, fraction = divmod(ts_ns, NS_PER_S)
+        out.append(struct.pack(order + "IIII", seconds, fraction // unit, len(frame), len(frame)))
+        out.append(frame)
+    path.write_bytes(b"".join(out))
+
+
+def _padded(data: bytes) -> bytes:
+    return data.ljust(-(-len(data) // 4) * 4, b"\0")
+
+
+def _block(block_type: int, body: bytes) -> bytes:
+    length = 12 + len(_padded(body))
+    return struct.pack("<II", block_type, length) + _padded(body) + struct.pack("<I", length)
+
+
+def _options(options: list[tuple[int, bytes]]) -> bytes:
+    encoded = [struct.pack("<HH", code, len(value)) + _padded(value) for code, value in options]
+    return b"".join(encoded) + bytes(4)  # opt_endofopt
+
+
+def write_pcapng(
+    path: Path, interfaces: list[tuple[int, str, int]], packets: list[tuple[int, int, bytes]]
+) -> None:
+    """Little-endian pcapng: an SHB, one IDB per (linktype, name, if_tsresol exponent), EPBs."""
+    shb = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _options([(4, b"make_samples.py")])
+    blocks = [_block(0x0A0D0D0A, shb)]
+    for linktype, name, exponent in interfaces:
+        options = [(2, name.encode())] + ([(9, bytes([exponent]))] if exponent != 6 else [])
+        blocks.append(_block(1, struct.pack("<HHI", linktype, 0, 262144) + _options(options)))
+    for iface, ts_ns, frame in packets:
+        units = ts_ns // 10 ** (9 - interfaces[iface][2])
+        head = struct.pack("<IIIII", iface, units >> 32, units & 0xFFFFFFFF, len(frame), len(frame))
+        blocks.append(_block(6, head + frame))
+    path.write_bytes(b"".join(blocks))
+
+
+def in_time_order(frames: list[Frame], unit_ns: int = NS_PER_US) -> list[Frame]:
+    """Frames sorted by time (equal times keep their order), times cut to ``unit_ns``."""
+    return [(ts - ts % unit_ns, frame) for ts, frame in sorted(frames, key=lambda f: f[0])]
+
+
+def write_all(outdir: Path) -> list[Path]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    web, web_ns = in_time_order(web_frames()), in_time_order(web_frames(), 1)
+    write_pcap(outdir / "web.pcap", web)
+    write_pcap(outdir / "web_ns.pcap", web_ns[:50], nano=True)
+    write_pcap(outdir / "web_be.pcap", web[:50], big_endian=True)
+    written = [outdir / name for name in ("web.pcap", "web_ns.pcap", "web_be.pcap")]
+    makers: dict[str, Callable[[], list[Frame]]] = {
+        "portscan.pcap": portscan_frames, "slowscan.pcap": slowscan_frames,
+        "synflood.pcap": synflood_frames, "dnstunnel.pcap": dnstunnel_frames,
+        "ipv6.pcap": ipv6_frames, "vlan.pcap": vlan_frames,
+        "fragments.pcap": fragments_frames, "aliasing.pcap": aliasing_frames,
+    }  # fmt: skip
+    for name, make in makers.items():
+        write_pcap(outdir / name, in_time_order(make()))
+        written.append(outdir / name)
+    interfaces = [(LINKTYPE_ETHERNET, "eth0", 6), (LINKTYPE_LINUX_SLL, "wg0", 9)]
+    write_pcapng(outdir / "two_interfaces.pcapng", interfaces, two_interface_packets())
+    return [*written, outdir / "two_interfaces.pcapng"]
+
+
+def main(argv: list[str]) -> None:
+    outdir = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent
+    for path in write_all(outdir):
+        print(f"{path.name}: {path.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
