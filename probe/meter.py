@@ -6,7 +6,7 @@ Python sees batches only; every per-packet step runs in a compiled kernel.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +16,14 @@ import numpy.typing as npt
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
 from cache.records import EndReason, RecordTable
-from probe.decode import count_reasons
+from probe.decode import count_reasons, decode
+from probe.packets import PacketTable
 from probe.readers import DEFAULT_BATCH_FRAMES
 from probe.reasons import DecodeReason
-from probe.sources import Capture, decoded_tables, merge_in_time
+from probe.sampling import Sampler, SamplingConfig, make_sampler
+from probe.sources import Capture, decoded_tables, frame_batches, merge_in_time
+
+FULL = SamplingConfig()
 
 RecordSink = Callable[[RecordTable], None]
 
@@ -32,7 +36,8 @@ def _zeros(size: int) -> npt.NDArray[np.int64]:
 class Counters:
     """What one metering run saw and produced, printed by the CLI at exit."""
 
-    frames: int = 0
+    frames: int = 0  # observed, before sampling
+    selected: int = 0  # kept by the sampler and decoded
     by_reason: npt.NDArray[np.int64] = field(default_factory=lambda: _zeros(len(DecodeReason)))
     records: int = 0
     records_by_end: npt.NDArray[np.int64] = field(default_factory=lambda: _zeros(6))
@@ -51,7 +56,7 @@ class Counters:
 
     @property
     def undecodable(self) -> int:
-        return self.frames - self.decoded
+        return self.selected - self.decoded
 
     def add_records(self, records: RecordTable) -> None:
         self.records += len(records)
@@ -66,6 +71,7 @@ def meter_captures(
     on_records: RecordSink,
     batch_frames: int = DEFAULT_BATCH_FRAMES,
     on_progress: Callable[[int], None] | None = None,
+    sampling: SamplingConfig = FULL,
 ) -> Counters:
     """Meter every capture (merged in time order) and hand ended records to ``on_records``.
 
@@ -87,10 +93,9 @@ def meter_captures(
                 counters.add_records(records)
                 on_records(records)
 
-        streams = [decoded_tables(c, counters.damage.append) for c in captures]
         try:
-            for packets in merge_in_time(streams):
-                counters.frames += len(packets)
+            for packets in _sampled_tables(captures, make_sampler(sampling), counters):
+                counters.selected += len(packets)
                 counters.by_reason += count_reasons(packets.reason)
                 emit(cache.update(packets))
                 counters.peak_open_flows = max(counters.peak_open_flows, cache.open_flows)
@@ -104,6 +109,28 @@ def meter_captures(
         for capture in captures:
             capture.close()
     return counters
+
+
+def _sampled_tables(
+    captures: list[Capture], sampler: Sampler, counters: Counters
+) -> Iterator[PacketTable]:
+    """Decoded tables of the frames the sampler keeps, in time order.
+
+    One capture is sampled before decoding (unselected frames cost nothing);
+    several are decoded, merged in time order, then sampled. ``frames`` counts
+    every frame observed, before sampling.
+    """
+    if len(captures) == 1:
+        for frames in frame_batches(captures[0], counters.damage.append):
+            counters.frames += len(frames)
+            keep = sampler.select(len(frames))
+            yield decode(frames if keep is None else frames.take(keep))
+        return
+    streams = [decoded_tables(c, counters.damage.append) for c in captures]
+    for packets in merge_in_time(streams):
+        counters.frames += len(packets)
+        keep = sampler.select(len(packets))
+        yield packets if keep is None else packets.take(keep)
 
 
 def end_reason_counts(counters: Counters) -> dict[str, int]:

@@ -38,6 +38,13 @@ class FrameBatch:
     def __len__(self) -> int:
         return len(self.offset)
 
+    def take(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> FrameBatch:
+        """The selected frames, over the same buffer."""
+        return FrameBatch(
+            self.buf, self.offset[index], self.caplen[index], self.wirelen[index],
+            self.ts_ns[index], self.linktype[index], self.ifindex[index],
+        )  # fmt: skip
+
 
 @dataclass(slots=True)
 class PacketTable(ColumnTable):

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from probe.chunked import ChunkedInput
 from probe.decode import decode
 from probe.errors import InputError
-from probe.packets import PacketTable
+from probe.packets import FrameBatch, PacketTable
 from probe.prefetch import PrefetchReader, Readable
 from probe.readers import DEFAULT_BATCH_FRAMES, CaptureReader, PcapngReader, PcapReader
 
@@ -88,13 +88,18 @@ def _peek(stream: BinaryIO, size: int) -> bytes:
     return data[:size]
 
 
-def decoded_tables(capture: Capture, on_damage: Callable[[str], None]) -> Iterator[PacketTable]:
-    """Decoded tables of one capture; damage is reported, not raised."""
+def frame_batches(capture: Capture, on_damage: Callable[[str], None]) -> Iterator[FrameBatch]:
+    """Frame batches of one capture; damage ends it and is reported, not raised."""
     try:
-        for frames in capture.reader.batches():
-            yield decode(frames)
+        yield from capture.reader.batches()
     except InputError as exc:
         on_damage(str(exc))
+
+
+def decoded_tables(capture: Capture, on_damage: Callable[[str], None]) -> Iterator[PacketTable]:
+    """Decoded tables of one capture; damage ends it and is reported, not raised."""
+    for frames in frame_batches(capture, on_damage):
+        yield decode(frames)
 
 
 def merge_in_time(streams: list[Iterator[PacketTable]]) -> Iterator[PacketTable]:
