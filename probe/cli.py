@@ -21,6 +21,7 @@ from exporter.table import table_lines
 from probe.errors import ConfigError, SpanflowError
 from probe.meter import Counters, end_reason_counts, meter_captures
 from probe.reasons import DecodeReason
+from probe.sampling import SamplingConfig, SamplingMode
 
 app = typer.Typer(
     name="spanflow",
@@ -76,6 +77,13 @@ def convert(
     key_vlan: Annotated[
         bool, typer.Option(help="Make the outer VLAN id part of the flow key.")
     ] = False,
+    sampling: Annotated[
+        SamplingMode, typer.Option(help="Packet sampling before the cache.")
+    ] = SamplingMode.FULL,
+    sampling_rate: Annotated[
+        int, typer.Option(help="N of 1-in-N sampling (needs a --sampling mode).")
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of random and probabilistic sampling.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
 ) -> None:
     """Convert captures to flow records, with router cache rules.
@@ -85,6 +93,7 @@ def convert(
     """
     try:
         config = CacheConfig(inactive, active, max_flows, key_vlan)
+        sampling_config = SamplingConfig(sampling, sampling_rate, seed)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
     for path in files:
@@ -99,10 +108,10 @@ def convert(
                 background = BackgroundWriter(writer.write)
                 stack.callback(background.close)
                 sink: Callable[[RecordTable], None] = background.write
-                counters = _run(files, config, sink, quiet)
+                counters = _run(files, config, sampling_config, sink, quiet)
             else:
                 collected: list[RecordTable] = []
-                counters = _run(files, config, collected.append, quiet)
+                counters = _run(files, config, sampling_config, collected.append, quiet)
                 _print_table(RecordTable.concat(collected))
     except SpanflowError as exc:
         raise fail(str(exc), EXIT_DAMAGED) from exc
@@ -118,7 +127,11 @@ def convert(
 
 
 def _run(
-    files: list[str], config: CacheConfig, sink: Callable[[RecordTable], None], quiet: bool
+    files: list[str],
+    config: CacheConfig,
+    sampling: SamplingConfig,
+    sink: Callable[[RecordTable], None],
+    quiet: bool,
 ) -> Counters:
     total = sum(os.path.getsize(f) for f in files if f != "-")
     compiling = threading.Timer(COMPILE_NOTE_AFTER_S, note, [COMPILE_NOTE])
@@ -126,7 +139,9 @@ def _run(
         compiling.start()
     try:
         if quiet or not sys.stderr.isatty() or total < PROGRESS_MIN_BYTES:
-            return meter_captures(files, config, sink, on_progress=lambda _: compiling.cancel())
+            return meter_captures(
+                files, config, sink, on_progress=lambda _: compiling.cancel(), sampling=sampling
+            )
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
         columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
@@ -137,7 +152,7 @@ def _run(
                 compiling.cancel()
                 progress.update(task, completed=done)
 
-            return meter_captures(files, config, sink, on_progress=advance)
+            return meter_captures(files, config, sink, on_progress=advance, sampling=sampling)
     finally:
         compiling.cancel()
 
@@ -155,6 +170,8 @@ def _summary(files: list[str], counters: Counters) -> None:
         f"read {counters.frames} frames from {len(files)} file(s) in {counters.elapsed_s:.2f} s "
         f"({rate_text}): {counters.decoded} decoded, {counters.undecodable} undecodable"
     )
+    if counters.selected != counters.frames:
+        note(f"sampling kept {counters.selected} of {counters.frames} frames")
     partial = int(counters.by_reason[DecodeReason.L4_TRUNCATED])
     bad = [
         f"{reason.name.lower()} {int(counters.by_reason[reason])}"
