@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory debs
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,live]'
+	$(PY) -m pip install --quiet -e '.[dev,live,plots]'
 	touch $(STAMP)
 
 # Debian packages: libpcap for live capture, the peers for interop tests and benchmarks.

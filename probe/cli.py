@@ -18,6 +18,7 @@ from cache.records import RecordTable
 from exporter.background import BackgroundWriter
 from exporter.flowfile import FlowFileWriter
 from exporter.table import table_lines
+from probe.cli_sampling import bench_sampling
 from probe.errors import ConfigError, SpanflowError
 from probe.meter import Counters, end_reason_counts, meter_captures
 from probe.reasons import DecodeReason
@@ -191,6 +192,9 @@ def _summary(files: list[str], counters: Counters) -> None:
         f"cache: peak {counters.peak_open_flows} open flows, "
         f"{counters.cache_bytes_per_flow:.0f} bytes of state per flow"
     )
+
+
+app.command("bench-sampling")(bench_sampling)
 
 
 def main() -> None:
