@@ -115,7 +115,7 @@ def convert(
                 counters = _run(files, config, sampling_config, collected.append, quiet)
                 _print_table(RecordTable.concat(collected))
     except SpanflowError as exc:
-        raise fail(str(exc), EXIT_DAMAGED) from exc
+        raise fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_DAMAGED) from exc
     counters.elapsed_s = time.perf_counter() - started  # until the last record is written
     if not quiet:
         _summary(files, counters)

@@ -13,6 +13,7 @@ from typing import Protocol
 
 RING_BUFFERS = 3
 CHUNK_BYTES = 4 << 20
+READ_BYTES = 1 << 20
 
 
 class Readable(Protocol):
@@ -33,6 +34,7 @@ class PrefetchReader:
         self._size = 0
         self._done = False
         self._stop = threading.Event()
+        self._read = getattr(stream, "readinto1", stream.readinto)
         self._thread = threading.Thread(target=self._read_ahead, name="spanflow-read", daemon=True)
         self._thread.start()
 
@@ -41,13 +43,24 @@ class PrefetchReader:
             chunk = self._free.get()
             if self._stop.is_set():
                 return
+            view = memoryview(chunk)
+            count = 0
             try:
-                count = self._stream.readinto(memoryview(chunk)) or 0
+                # Small reads: a stream that fails (a damaged gzip member) then loses
+                # only its last read, and everything before it still reaches the meter.
+                while count < len(chunk):
+                    got = self._read(view[count : count + READ_BYTES])
+                    if not got:
+                        break
+                    count += got
             except BaseException as exc:  # handed to the reading thread, raised there
+                if count:
+                    self._filled.put((chunk, count))
                 self._filled.put(exc)
                 return
             self._filled.put((chunk, count))
-            if count == 0:
+            if count < len(chunk):
+                self._filled.put((bytearray(0), 0))
                 return
 
     def readinto(self, buffer: memoryview, /) -> int:

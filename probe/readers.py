@@ -26,6 +26,8 @@ PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
 MAX_PCAP_CAPLEN = 262_144  # libpcap's MAXIMUM_SNAPLEN: no real capture has longer records
 MAX_PCAPNG_BLOCK = 16 << 20  # libpcap's limit on one pcapng block
 DEFAULT_BATCH_FRAMES = 1 << 16
+SHB_BYTES = b"\x0a\x0d\x0d\x0a"
+BYTE_ORDER_BYTES = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 UNKNOWN_LINKTYPE = 0xFFFF  # not in the link table: such frames are counted, not decoded
 
 
@@ -171,16 +173,18 @@ class PcapngReader(CaptureReader):
                 pos = src.start
 
     def _needed(self, pos: int) -> int:
+        """Length of the block at ``pos`` (12 until its header is in; a section header
+        carries its own byte order; one with a bad byte-order magic counts as 12 so
+        that parsing it reports the magic)."""
         src = self.source
         if src.end - pos < 12:
             return 12
-        block_len = self._u32(src.buf[pos + 4 : pos + 8].tobytes())
-        if src.buf[pos : pos + 4].tobytes() == b"\x0a\x0d\x0d\x0a":
-            order = src.buf[pos + 8 : pos + 12].tobytes()
-            block_len = struct.unpack(
-                "<I" if order == b"\x4d\x3c\x2b\x1a" else ">I", src.buf[pos + 4 : pos + 8].tobytes()
-            )[0]
-        return max(block_len, 12)
+        head = src.buf[pos : pos + 12].tobytes()
+        if head[:4] == SHB_BYTES:
+            if head[8:12] in BYTE_ORDER_BYTES:
+                return int(struct.unpack(BYTE_ORDER_BYTES[head[8:12]] + "I", head[4:8])[0])
+            return 12
+        return self._u32(head[4:8])
 
     def _u32(self, data: bytes) -> int:
         return int(struct.unpack(">I" if self.big_endian else "<I", data[:4])[0])
@@ -188,14 +192,19 @@ class PcapngReader(CaptureReader):
     def _control_block(self, pos: int) -> int:
         """Parse the SHB or IDB at ``pos`` (reading it whole first); return the next position."""
         needed = self._needed(pos)
-        if needed > MAX_PCAPNG_BLOCK:
-            raise self._damaged(pos, "damaged pcapng block")
-        if self.source.end - pos < needed:
+        is_section = self.source.buf[pos : pos + 4].tobytes() == SHB_BYTES
+        minimum = 12 if needed == 12 and is_section else (28 if is_section else 20)
+        if needed % 4 or needed < minimum or needed > MAX_PCAPNG_BLOCK:
+            raise self._damaged(pos, f"damaged pcapng block (length {needed})")
+        while self.source.end - pos < needed:
             if not self._refill(pos, needed):
-                raise self._damaged(self.source.start, "truncated last block")
+                unread = self.source.unread
+                raise self._damaged(
+                    self.source.start, f"truncated last block ({unread} of {needed} bytes)"
+                )
             pos = self.source.start
         block = self.source.buf[pos : pos + needed].tobytes()
-        if block[:4] == b"\x0a\x0d\x0d\x0a":
+        if block[:4] == SHB_BYTES:
             self._section_header(block, pos)
         else:
             self._interface(block, pos)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, cast
 
@@ -54,7 +55,7 @@ class Capture:
             stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
             try:
                 head = _peek(stream, 4)
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 raise InputError(f"{self.name}: damaged gzip stream: {exc}") from exc
         self.prefetch = PrefetchReader(cast(Readable, stream))
         source = ChunkedInput(self.prefetch, self.name)
@@ -148,6 +149,8 @@ def _pull(
 ) -> bool:
     """Append the next table of capture ``s`` to its pending rows; False when it has ended."""
     table = next(streams[s], None)
+    while table is not None and len(table) == 0:
+        table = next(streams[s], None)
     if table is None:
         return False
     start = int(keys[s][-1]) if len(keys[s]) else np.iinfo(np.int64).min
