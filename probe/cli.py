@@ -18,6 +18,7 @@ from cache.records import RecordTable
 from exporter.background import BackgroundWriter
 from exporter.flowfile import FlowFileWriter
 from exporter.table import table_lines
+from probe.cli_collect import collect
 from probe.cli_sampling import bench_sampling
 from probe.errors import ConfigError, SpanflowError
 from probe.meter import Counters, end_reason_counts, meter_captures
@@ -195,6 +196,7 @@ def _summary(files: list[str], counters: Counters) -> None:
 
 
 app.command("bench-sampling")(bench_sampling)
+app.command("collect")(collect)
 
 
 def main() -> None:
