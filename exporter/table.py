@@ -57,4 +57,5 @@ def table_lines(records: RecordTable) -> Iterator[str]:
 
 
 def _reason_name(code: int) -> str:
-    return EndReason(code).name.lower()
+    """The end reason, or "-" where the wire format carries none (v5, v9)."""
+    return EndReason(code).name.lower() if code else "-"

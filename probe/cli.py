@@ -17,11 +17,13 @@ from cache.config import CacheConfig
 from cache.records import RecordTable
 from exporter.background import BackgroundWriter
 from exporter.flowfile import FlowFileWriter
+from exporter.session import ExportSession
 from exporter.table import table_lines
 from probe.cli_collect import collect
+from probe.cli_export import DEFAULT_PACE, ExportFormat, ExportOptions, decoded_back, open_session
 from probe.cli_sampling import bench_sampling
 from probe.errors import ConfigError, SpanflowError
-from probe.meter import Counters, end_reason_counts, meter_captures
+from probe.meter import ClockHook, Counters, end_reason_counts, meter_captures
 from probe.reasons import DecodeReason
 from probe.sampling import SamplingConfig, SamplingMode
 
@@ -86,13 +88,42 @@ def convert(
         int, typer.Option(help="N of 1-in-N sampling (needs a --sampling mode).")
     ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of random and probabilistic sampling.")] = 0,
+    collector: Annotated[
+        list[str] | None,
+        typer.Option("--collector", "-c", help="Send NetFlow to HOST:PORT (repeat for several)."),
+    ] = None,
+    export_format: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="Export format.")
+    ] = ExportFormat.V9,
+    source_id: Annotated[int, typer.Option(help="v9 source id / IPFIX observation domain.")] = 0,
+    engine_type: Annotated[int, typer.Option(help="v5 header engine type.")] = 0,
+    engine_id: Annotated[int, typer.Option(help="v5 header engine id.")] = 0,
+    mtu: Annotated[int, typer.Option(help="Largest UDP payload of a datagram, bytes.")] = 1472,
+    template_refresh_packets: Annotated[
+        int, typer.Option(help="v9/IPFIX: resend templates every N datagrams.")
+    ] = 20,
+    template_refresh_seconds: Annotated[
+        float, typer.Option(help="v9/IPFIX: resend templates every S seconds of export clock.")
+    ] = 1800.0,
+    pace: Annotated[
+        float, typer.Option(help="Datagrams per second at most (0: no limit).")
+    ] = DEFAULT_PACE,
+    pcap_out: Annotated[
+        str | None, typer.Option(help="Also write the export datagrams to a pcap file.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
 ) -> None:
-    """Convert captures to flow records, with router cache rules.
+    """Convert captures to flow records with router cache rules, and export them.
 
-    Several files are merged in time order. With no output option, the flows
-    are printed as a table on stdout, in order of their first packet.
+    Several files are merged in time order. With -c, NetFlow goes to each
+    collector; with -o, records go to a CSV/JSONL file; with neither (and no
+    --pcap-out), the flows are printed as a table decoded back from the
+    datagrams just built, in order of their first packet.
     """
+    export = ExportOptions(
+        collector or [], export_format, source_id, engine_type, engine_id, mtu,
+        template_refresh_packets, template_refresh_seconds, pace, pcap_out,
+    )  # fmt: skip
     try:
         config = CacheConfig(inactive, active, max_flows, key_vlan)
         sampling_config = SamplingConfig(sampling, sampling_rate, seed)
@@ -102,30 +133,57 @@ def convert(
         if path != "-" and not Path(path).is_file():
             raise fail(f"{path}: no such file", EXIT_DAMAGED)
     started = time.perf_counter()
+    send_errors: list[str] = []
     try:
         with ExitStack() as stack:
+            sinks: list[Callable[[RecordTable], None]] = []
+            on_clock = None
+            memory = None
             if flows_out is not None:
                 writer = FlowFileWriter(flows_out, sys.stdout.buffer)
                 stack.callback(writer.close)
                 background = BackgroundWriter(writer.write)
                 stack.callback(background.close)
-                sink: Callable[[RecordTable], None] = background.write
-                counters = _run(files, config, sampling_config, sink, quiet)
-            else:
-                collected: list[RecordTable] = []
-                counters = _run(files, config, sampling_config, collected.append, quiet)
-                _print_table(RecordTable.concat(collected))
+                sinks.append(background.write)
+            if export.wants_export or flows_out is None:
+                session, memory = open_session(export, sampling_config)
+                stack.callback(session.close)
+                sinks.append(session)
+                on_clock = session.set_clock
+            counters = _run(files, config, sampling_config, _fan_out(sinks), quiet, on_clock)
+            if memory is not None:
+                _print_table(decoded_back(memory))
+            if export.wants_export:
+                send_errors = session.send_errors()
+                note_export(session, quiet)
     except SpanflowError as exc:
         raise fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_DAMAGED) from exc
     counters.elapsed_s = time.perf_counter() - started  # until the last record is written
     if not quiet:
         _summary(files, counters)
-    for damage in counters.damage:
-        typer.echo(f"spanflow: error: {damage}", err=True)
+    for problem in [*counters.damage, *send_errors]:
+        typer.echo(f"spanflow: error: {problem}", err=True)
     if counters.interrupted:
         raise fail("interrupted; the flows read so far were exported", 130)
-    if counters.damage:
+    if counters.damage or send_errors:
         raise typer.Exit(EXIT_DAMAGED)
+
+
+def _fan_out(sinks: list[Callable[[RecordTable], None]]) -> Callable[[RecordTable], None]:
+    if len(sinks) == 1:
+        return sinks[0]
+
+    def every(records: RecordTable) -> None:
+        for sink in sinks:
+            sink(records)
+
+    return every
+
+
+def note_export(session: ExportSession, quiet: bool) -> None:
+    if not quiet:
+        stats = session.stats
+        note(f"exported {stats.records} records in {stats.datagrams} datagrams")
 
 
 def _run(
@@ -134,6 +192,7 @@ def _run(
     sampling: SamplingConfig,
     sink: Callable[[RecordTable], None],
     quiet: bool,
+    on_clock: ClockHook | None = None,
 ) -> Counters:
     total = sum(os.path.getsize(f) for f in files if f != "-")
     compiling = threading.Timer(COMPILE_NOTE_AFTER_S, note, [COMPILE_NOTE])
@@ -142,8 +201,9 @@ def _run(
     try:
         if quiet or not sys.stderr.isatty() or total < PROGRESS_MIN_BYTES:
             return meter_captures(
-                files, config, sink, on_progress=lambda _: compiling.cancel(), sampling=sampling
-            )
+                files, config, sink, on_progress=lambda _: compiling.cancel(),
+                sampling=sampling, on_clock=on_clock,
+            )  # fmt: skip
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
         columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
@@ -154,7 +214,9 @@ def _run(
                 compiling.cancel()
                 progress.update(task, completed=done)
 
-            return meter_captures(files, config, sink, on_progress=advance, sampling=sampling)
+            return meter_captures(
+                files, config, sink, on_progress=advance, sampling=sampling, on_clock=on_clock
+            )
     finally:
         compiling.cancel()
 

@@ -90,6 +90,8 @@ def collect(
     except ConfigError as exc:
         typer.echo(f"spanflow: error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    except BrokenPipeError:
+        raise
     except (SpanflowError, OSError) as exc:
         typer.echo(f"spanflow: error: {exc}", err=True)
         raise typer.Exit(1) from exc

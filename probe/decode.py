@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 from probe.kernels.decode import decode_frames
-from probe.linktypes import LT_KIND, LT_L3_OFFSET, LT_TYPE_OFFSET
+from probe.linktypes import LT_KIND, LT_L3_OFFSET, LT_TYPE_OFFSET, LT_VERSION
 from probe.packets import FrameBatch, PacketTable
 from probe.reasons import DecodeReason
 
@@ -23,7 +23,7 @@ def decode(frames: FrameBatch) -> PacketTable:
             frames.caplen.astype(np.uint32, copy=False),
             frames.wirelen.astype(np.uint32, copy=False),
             frames.linktype.astype(np.uint16, copy=False),
-            LT_KIND, LT_TYPE_OFFSET, LT_L3_OFFSET,
+            LT_KIND, LT_TYPE_OFFSET, LT_L3_OFFSET, LT_VERSION,
             table.version, table.src_hi, table.src_lo, table.dst_hi, table.dst_lo,
             table.sport, table.dport, table.proto, table.tos, table.tcp_flags,
             table.ip_len, table.vlan, table.reason,

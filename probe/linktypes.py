@@ -29,6 +29,8 @@ TABLE_SIZE = max(LINK_TYPES) + 1
 LT_KIND = np.zeros(TABLE_SIZE, np.uint8)
 LT_TYPE_OFFSET = np.zeros(TABLE_SIZE, np.int64)
 LT_L3_OFFSET = np.zeros(TABLE_SIZE, np.int64)
+LT_VERSION = np.zeros(TABLE_SIZE, np.uint8)  # 228/229 say the IP version; 0: read the nibble
+LT_VERSION[228], LT_VERSION[229] = 4, 6
 for _code, (_name, _kind, _type_off, _l3_off) in LINK_TYPES.items():
     LT_KIND[_code] = _kind
     LT_TYPE_OFFSET[_code] = _type_off

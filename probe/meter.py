@@ -26,6 +26,8 @@ from probe.sources import Capture, decoded_tables, frame_batches, merge_in_time
 FULL = SamplingConfig()
 
 RecordSink = Callable[[RecordTable], None]
+ClockHook = Callable[[int, int], None]
+NO_TIME = 2**63 - 1
 
 
 def _zeros(size: int) -> npt.NDArray[np.int64]:
@@ -44,6 +46,7 @@ class Counters:
     packets: int = 0
     octets: int = 0
     peak_open_flows: int = 0
+    first_ns: int = NO_TIME  # earliest packet time metered
     cache_bytes_per_flow: float = 0.0
     elapsed_s: float = 0.0
     damage: list[str] = field(default_factory=list)
@@ -72,12 +75,15 @@ def meter_captures(
     batch_frames: int = DEFAULT_BATCH_FRAMES,
     on_progress: Callable[[int], None] | None = None,
     sampling: SamplingConfig = FULL,
+    on_clock: ClockHook | None = None,
 ) -> Counters:
     """Meter every capture (merged in time order) and hand ended records to ``on_records``.
 
     Opening errors raise ``InputError`` before any work; damage found while
     reading is recorded in ``Counters.damage`` and every flow read so far is
-    still flushed.
+    still flushed. ``on_clock(first_ns, clock_ns)`` runs before records are
+    handed on: the earliest packet time so far and the cache clock (exporters
+    anchor their uptime on the first and stamp datagrams with the second).
     """
     counters = Counters()
     captures: list[Capture] = []
@@ -97,7 +103,12 @@ def meter_captures(
             for packets in _sampled_tables(captures, make_sampler(sampling), counters):
                 counters.selected += len(packets)
                 counters.by_reason += count_reasons(packets.reason)
-                emit(cache.update(packets))
+                ended = cache.update(packets)
+                if len(packets):
+                    counters.first_ns = min(counters.first_ns, int(packets.ts_ns.min()))
+                if on_clock is not None and counters.first_ns != NO_TIME:
+                    on_clock(counters.first_ns, cache.clock_ns)
+                emit(ended)
                 counters.peak_open_flows = max(counters.peak_open_flows, cache.open_flows)
                 if on_progress is not None:
                     on_progress(sum(c.bytes_read() for c in captures))

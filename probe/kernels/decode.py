@@ -15,8 +15,6 @@ OK, L4_TRUNCATED, UNKNOWN_LINKTYPE, L2_TRUNCATED, NOT_IP, IP_TRUNCATED, IP_BAD_H
 ETHERTYPE, NIBBLE = 1, 2
 ETH_IPV4, ETH_IPV6, ETH_MPLS_UC, ETH_MPLS_MC = 0x0800, 0x86DD, 0x8847, 0x8848
 ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD = 0x8100, 0x88A8, 0x9100
-MAX_TAGS = 8
-MAX_EXT_HEADERS = 16
 IPV4_MAPPED = np.uint64(0xFFFF00000000)
 
 ICMP, TCP, UDP, ICMPV6, SCTP = 1, 6, 17, 58, 132
@@ -48,6 +46,7 @@ def decode_frames(  # type: ignore[no-untyped-def]
     lt_kind,
     lt_type_offset,
     lt_l3_offset,
+    lt_version,
     version,
     src_hi,
     src_lo,
@@ -76,14 +75,13 @@ def decode_frames(  # type: ignore[no-untyped-def]
             continue
 
         # Link layer: find the IP version the frame claims and the L3 start.
-        expected_version = 0
+        expected_version = lt_version[lt]
         vlan_id = 0
         if kind == ETHERTYPE:
             etype = _be16(buf, base + lt_type_offset[lt])
             tagged = False
-            for _ in range(MAX_TAGS):
-                if etype != ETH_8021Q and etype != ETH_8021AD and etype != ETH_QINQ_OLD:
-                    break
+            # Any depth of tags: each takes 4 bytes, so the frame length bounds the loop.
+            while etype == ETH_8021Q or etype == ETH_8021AD or etype == ETH_QINQ_OLD:
                 if l3 + 4 > end:
                     break
                 if not tagged:
@@ -163,7 +161,7 @@ def decode_frames(  # type: ignore[no-untyped-def]
             l4_proto = buf[l3 + 6]
             l4 = l3 + 40
             chain_complete = False
-            for _ in range(MAX_EXT_HEADERS):
+            while True:  # each extension header takes at least 8 bytes: bounded by the frame
                 if l4_proto == HOP_BY_HOP or l4_proto == ROUTING or l4_proto == DEST_OPTS:
                     ext_len = (np.int64(buf[l4 + 1]) + 1) * 8 if l4 + 2 <= end else 8
                 elif l4_proto == AH:

@@ -1,0 +1,517 @@
+"""Frames crafted with dpkt, packed into FrameBatches, and the rows dpkt says a decoder must give.
+
+Nothing here calls spanflow's decoder: the builders put dpkt objects on the wire,
+and ``expected_row`` takes whole frames apart again with dpkt (header layouts
+only, the field rules of DESIGN.md written out here), then applies the cut a
+snaplen made.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import dpkt
+import numpy as np
+
+from probe.packets import FrameBatch
+from probe.reasons import DecodeReason
+
+# LINKTYPE_ codes (tcpdump.org/linktypes.html).
+NULL, ETHERNET, RAW_ALT, RAW, LOOP = 0, 1, 12, 101, 108  # RAW_ALT: DLT_RAW as most BSDs number it
+LINUX_SLL, IPV4, IPV6, LINUX_SLL2 = 113, 228, 229, 276
+LINK_TYPES = (NULL, ETHERNET, RAW_ALT, RAW, LOOP, LINUX_SLL, IPV4, IPV6, LINUX_SLL2)
+ETH_IP, ETH_IP6, ETH_ARP, ETH_LLDP = 0x0800, 0x86DD, 0x0806, 0x88CC
+ETH_8021Q, ETH_8021AD, ETH_QINQ = 0x8100, 0x88A8, 0x9100
+ETH_MPLS, ETH_MPLS_MCAST = 0x8847, 0x8848
+TAG_TYPES = (ETH_8021Q, ETH_8021AD, ETH_QINQ)
+AF_INET, AF_INET6_BSD, AF_INET6_LINUX = 2, 24, 10
+
+HOP_BY_HOP, ICMP, TCP, UDP, ROUTING, FRAGMENT, GRE, ESP, AH, ICMPV6, NO_NEXT, DEST_OPTS, SCTP = (
+    0, 1, 6, 17, 43, 44, 47, 50, 51, 58, 59, 60, 132,
+)  # fmt: skip
+T0_NS = 1_767_225_600_000_000_000  # 2026-01-01 00:00:00 UTC
+MAC_DST, MAC_SRC = b"\x02\x00\x00\x00\x00\x02", b"\x02\x00\x00\x00\x00\x01"
+
+
+# --- FrameBatch ------------------------------------------------------------------------------
+
+
+def frame_batch(
+    frames: Sequence[tuple[int, bytes]],
+    ts_ns: Sequence[int] | None = None,
+    ifindex: Sequence[int] | int = 0,
+    caplens: Sequence[int | None] | None = None,
+    *,
+    keep_uncaptured: bool = True,
+) -> FrameBatch:
+    """A FrameBatch of ``(linktype, bytes)`` frames, one after the other in one buffer.
+
+    ``caplens[i]`` (None: whole) cuts frame i as a snaplen would; its wire length
+    stays ``len(bytes)``. With ``keep_uncaptured`` the cut-off bytes stay in the
+    buffer right after the captured ones, so a decoder reading past ``caplen``
+    finds plausible headers there and gives itself away.
+    """
+    n = len(frames)
+    cuts = [len(data) for _, data in frames] if caplens is None else list(caplens)
+    if len(cuts) != n:
+        raise ValueError(f"{len(cuts)} caplens for {n} frames")
+    caplen = [
+        len(data) if cut is None else cut for (_, data), cut in zip(frames, cuts, strict=True)
+    ]
+    stored = [
+        data if keep_uncaptured else data[:cut]
+        for (_, data), cut in zip(frames, caplen, strict=True)
+    ]
+    offsets = np.cumsum([0] + [len(part) for part in stored[:-1]], dtype=np.int64)[:n]
+    ts = [T0_NS + 1000 * i for i in range(n)] if ts_ns is None else list(ts_ns)
+    ifindexes = [ifindex] * n if isinstance(ifindex, int) else list(ifindex)
+    return FrameBatch(
+        buf=np.frombuffer(b"".join(stored), np.uint8).copy(),
+        offset=offsets,
+        caplen=np.array(caplen, np.uint32),
+        wirelen=np.array([len(data) for _, data in frames], np.uint32),
+        ts_ns=np.array(ts, np.int64),
+        linktype=np.array([lt for lt, _ in frames], np.uint16),
+        ifindex=np.array(ifindexes, np.uint32),
+    )
+
+
+# --- transport --------------------------------------------------------------------------------
+
+TH_FIN, TH_SYN, TH_RST, TH_PUSH, TH_ACK, TH_URG, TH_ECE, TH_CWR, TH_NS = (
+    0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x100,
+)  # fmt: skip
+
+
+def tcp(
+    sport: int = 40000, dport: int = 443, flags: int = TH_SYN, payload: bytes = b""
+) -> dpkt.tcp.TCP:
+    """A TCP segment; ``flags`` may use all 9 bits of dpkt's flag field (NS included)."""
+    segment = dpkt.tcp.TCP(sport=sport, dport=dport, seq=1000, ack=0, win=8192, data=payload)
+    segment.flags = flags
+    return segment
+
+
+def udp(sport: int = 5353, dport: int = 53, payload: bytes = b"q") -> dpkt.udp.UDP:
+    return dpkt.udp.UDP(sport=sport, dport=dport, ulen=8 + len(payload), data=payload)
+
+
+def icmp(type_: int = 8, code: int = 0, payload: bytes = b"\x00\x01\x00\x01ping") -> dpkt.icmp.ICMP:
+    return dpkt.icmp.ICMP(type=type_, code=code, data=payload)
+
+
+def icmp6(
+    type_: int = 128, code: int = 0, payload: bytes = b"\x00\x01\x00\x01ping"
+) -> dpkt.icmp6.ICMP6:
+    return dpkt.icmp6.ICMP6(type=type_, code=code, data=payload)
+
+
+def sctp(sport: int = 2905, dport: int = 2905, payload: bytes = b"m3ua") -> dpkt.sctp.SCTP:
+    """An SCTP packet with one DATA chunk."""
+    chunk = dpkt.sctp.Chunk(type=dpkt.sctp.DATA, flags=3, len=4 + len(payload), data=payload)
+    chunk.padding = bytes(-len(payload) % 4)  # chunks end on a 4-octet boundary
+    packet = dpkt.sctp.SCTP(sport=sport, dport=dport, vtag=0x1234)
+    packet.chunks = [chunk]
+    return packet
+
+
+L4: TypeAlias = dpkt.Packet | bytes
+_PROTO_OF = {
+    dpkt.tcp.TCP: TCP,
+    dpkt.udp.UDP: UDP,
+    dpkt.icmp.ICMP: ICMP,
+    dpkt.icmp6.ICMP6: ICMPV6,
+    dpkt.sctp.SCTP: SCTP,
+}
+
+
+def _proto(payload: L4, proto: int | None) -> int:
+    if proto is not None:
+        return proto
+    if type(payload) not in _PROTO_OF:
+        raise ValueError("give proto= for a raw payload")
+    return _PROTO_OF[type(payload)]
+
+
+# --- IPv4 and IPv6 ----------------------------------------------------------------------------
+
+
+def ipv4(
+    payload: L4,
+    proto: int | None = None,
+    *,
+    src: str = "192.0.2.1",
+    dst: str = "198.51.100.2",
+    tos: int = 0,
+    options: bytes = b"",
+    frag_units: int = 0,
+    more_fragments: bool = False,
+    ident: int = 0x4242,
+) -> bytes:
+    """An IPv4 packet; ``options`` (a multiple of 4 bytes) raise the IHL; ``frag_units`` is the
+    fragment offset in 8-octet units as on the wire."""
+    if len(options) % 4:
+        raise ValueError("IPv4 options must fill whole 32-bit words")
+    packet = dpkt.ip.IP(
+        src=socket.inet_pton(socket.AF_INET, src), dst=socket.inet_pton(socket.AF_INET, dst),
+        p=_proto(payload, proto), tos=tos, id=ident, ttl=64, data=payload,
+    )  # fmt: skip
+    packet.opts = options
+    packet.hl = 5 + len(options) // 4
+    packet.offset = frag_units
+    packet.mf = int(more_fragments)
+    return bytes(packet)
+
+
+@dataclass(frozen=True, slots=True)
+class Ext:
+    """One IPv6 extension header: its protocol number and the dpkt header (``nxt`` set later)."""
+
+    code: int
+    header: dpkt.ip6.IP6ExtensionHeader
+
+
+def _pad_n(n: int) -> bytes:
+    """Option bytes filling ``n`` octets: Pad1 for one, PadN otherwise (RFC 8200 4.2)."""
+    return b"\x00" if n == 1 else bytes([1, n - 2]) + bytes(n - 2)
+
+
+def hop_by_hop(units: int = 0) -> Ext:
+    """A Hop-by-Hop Options header of ``(units + 1) * 8`` octets, all padding."""
+    return Ext(HOP_BY_HOP, dpkt.ip6.IP6HopOptsHeader(len=units, data=_pad_n((units + 1) * 8 - 2)))
+
+
+def dest_opts(units: int = 0) -> Ext:
+    """A Destination Options header of ``(units + 1) * 8`` octets, all padding."""
+    return Ext(DEST_OPTS, dpkt.ip6.IP6DstOptsHeader(len=units, data=_pad_n((units + 1) * 8 - 2)))
+
+
+def routing(addresses: int = 2) -> Ext:
+    """A type-0 Routing header carrying ``addresses`` addresses (8 + 16 each octets)."""
+    hops = b"".join(
+        socket.inet_pton(socket.AF_INET6, f"2001:db8:0:1::{i + 1}") for i in range(addresses)
+    )
+    return Ext(
+        ROUTING,
+        dpkt.ip6.IP6RoutingHeader(len=2 * addresses, type=0, segs_left=addresses, data=hops),
+    )
+
+
+def fragment(units: int = 0, more: bool = True, ident: int = 0xC0FFEE) -> Ext:
+    """A Fragment header; ``units`` is the fragment offset in 8-octet units."""
+    header = dpkt.ip6.IP6FragmentHeader(id=ident)
+    header.frag_off = units
+    header.m_flag = int(more)
+    return Ext(FRAGMENT, header)
+
+
+def ah(icv_words: int = 3) -> Ext:
+    """An Authentication Header with an ICV of ``icv_words`` 32-bit words (12 + 4*icv octets)."""
+    return Ext(
+        AH, dpkt.ip6.IP6AHHeader(len=icv_words + 1, spi=0x100, seq=7, data=b"\xaa" * 4 * icv_words)
+    )
+
+
+def esp_payload(size: int = 24) -> bytes:
+    """An ESP packet (SPI, sequence, then ciphertext) as a raw payload: use with ``proto=ESP``."""
+    return struct.pack(">II", 0x200, 9) + bytes(range(size))
+
+
+def ipv6(
+    payload: L4,
+    proto: int | None = None,
+    *,
+    src: str = "2001:db8::1",
+    dst: str = "2001:db8:ffff::2",
+    traffic_class: int = 0,
+    flow_label: int = 0x12345,
+    ext: Sequence[Ext] = (),
+) -> bytes:
+    """An IPv6 packet; ``ext`` headers are chained in order, the last pointing at ``proto``."""
+    final = _proto(payload, proto)
+    codes = [e.code for e in ext] + [final]
+    for header, next_code in zip(ext, codes[1:], strict=True):
+        header.header.nxt = next_code
+    packet = dpkt.ip6.IP6(
+        src=socket.inet_pton(socket.AF_INET6, src), dst=socket.inet_pton(socket.AF_INET6, dst),
+        nxt=codes[0], hlim=64, data=payload,
+    )  # fmt: skip
+    packet.fc = traffic_class
+    packet.flow = flow_label
+    packet.all_extension_headers = [e.header for e in ext]
+    packet.plen = sum(len(bytes(e.header)) for e in ext) + len(bytes(payload))
+    return bytes(packet)
+
+
+# --- link layers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """An 802.1Q-style tag: the TPID that announces it, then PCP, DEI and VID."""
+
+    vid: int
+    tpid: int = ETH_8021Q
+    pcp: int = 0
+    dei: int = 0
+
+
+def _ethertype_of(l3: bytes) -> int:
+    return {4: ETH_IP, 6: ETH_IP6}[l3[0] >> 4]
+
+
+def eth(
+    l3: bytes,
+    ethertype: int | None = None,
+    *,
+    tags: Sequence[Tag] = (),
+    labels: Sequence[int] = (),
+    mpls_type: int = ETH_MPLS,
+) -> bytes:
+    """An Ethernet II frame: tags (outermost first), then an MPLS label stack, then ``l3``.
+
+    ``ethertype`` defaults to IPv4/IPv6 from the version nibble; with ``labels`` it is
+    replaced by ``mpls_type`` and the last label carries the bottom-of-stack bit.
+    """
+    inner = mpls_type if labels else (ethertype if ethertype is not None else _ethertype_of(l3))
+    types = [t.tpid for t in tags] + [inner]
+    header = bytes(dpkt.ethernet.Ethernet(dst=MAC_DST, src=MAC_SRC, type=types[0]))
+    tag_bytes = b"".join(
+        bytes(dpkt.ethernet.VLANtag8021Q(pri=t.pcp, cfi=t.dei, id=t.vid, type=next_type))
+        for t, next_type in zip(tags, types[1:], strict=True)
+    )
+    label_bytes = b"".join(
+        bytes(dpkt.ethernet.MPLSlabel(val=label, exp=0, s=int(i == len(labels) - 1), ttl=64))
+        for i, label in enumerate(labels)
+    )
+    return header + tag_bytes + label_bytes + l3
+
+
+def sll(l3: bytes, ethertype: int | None = None) -> bytes:
+    """A Linux cooked (v1) frame: 16-byte header, protocol at offset 14."""
+    return bytes(
+        dpkt.sll.SLL(type=0, hrd=1, hlen=6, hdr=MAC_SRC + b"\x00\x00",
+                     ethtype=_ethertype_of(l3) if ethertype is None else ethertype, data=l3)
+    )  # fmt: skip
+
+
+def sll2(l3: bytes, ethertype: int | None = None) -> bytes:
+    """A Linux cooked v2 frame: 20-byte header, protocol at offset 0."""
+    return bytes(
+        dpkt.sll2.SLL2(ethtype=_ethertype_of(l3) if ethertype is None else ethertype,
+                       intindex=3, hrd=1, type=0, hlen=6, hdr=MAC_SRC + b"\x00\x00", data=l3)
+    )  # fmt: skip
+
+
+def null(l3: bytes, family: int | None = None) -> bytes:
+    """A BSD loopback (LINKTYPE_NULL) frame: address family in host byte order."""
+    af = (AF_INET if l3[0] >> 4 == 4 else AF_INET6_BSD) if family is None else family
+    return bytes(dpkt.loopback.Loopback(family=af, data=l3))
+
+
+def loop(l3: bytes, family: int | None = None) -> bytes:
+    """An OpenBSD loopback (LINKTYPE_LOOP) frame: address family in network byte order."""
+    af = (AF_INET if l3[0] >> 4 == 4 else AF_INET6_BSD) if family is None else family
+    return struct.pack(">I", af) + l3
+
+
+def wrap(linktype: int, l3: bytes) -> bytes:
+    """``l3`` behind the plain link header of ``linktype`` (no tags)."""
+    if linktype == ETHERNET:
+        return eth(l3)
+    if linktype == LINUX_SLL:
+        return sll(l3)
+    if linktype == LINUX_SLL2:
+        return sll2(l3)
+    if linktype == NULL:
+        return null(l3)
+    if linktype == LOOP:
+        return loop(l3)
+    if linktype in (RAW, RAW_ALT, IPV4, IPV6):
+        return l3
+    raise ValueError(f"no builder for link type {linktype}")
+
+
+# --- the expected decoded row, by dpkt --------------------------------------------------------
+
+ROW_FIELDS = (
+    "version",
+    "src_hi",
+    "src_lo",
+    "dst_hi",
+    "dst_lo",
+    "sport",
+    "dport",
+    "proto",
+    "tos",
+    "tcp_flags",
+    "ip_len",
+    "vlan",
+    "reason",
+)
+IPV4_MAPPED = 0xFFFF << 32
+L4_BYTES_NEEDED = {TCP: 14, UDP: 4, SCTP: 4, ICMP: 2, ICMPV6: 2}  # ports / flags / type+code
+_L4_CLASS = {
+    TCP: dpkt.tcp.TCP,
+    UDP: dpkt.udp.UDP,
+    SCTP: dpkt.sctp.SCTP,
+    ICMP: dpkt.icmp.ICMP,
+    ICMPV6: dpkt.icmp6.ICMP6,
+}
+_WALKED_EXT = {HOP_BY_HOP, ROUTING, DEST_OPTS, FRAGMENT, AH}
+
+
+class _EthernetHeader(dpkt.Packet):  # type: ignore[misc]  # dpkt is untyped
+    """dpkt's Ethernet II layout without its decapsulation heuristics."""
+
+    __hdr__ = dpkt.ethernet.Ethernet.__hdr__
+
+
+class _SllHeader(dpkt.Packet):  # type: ignore[misc]  # dpkt is untyped
+    __hdr__ = dpkt.sll.SLL.__hdr__
+
+
+class _Sll2Header(dpkt.Packet):  # type: ignore[misc]  # dpkt is untyped
+    __hdr__ = dpkt.sll2.SLL2.__hdr__
+
+
+_ETHERTYPE_LINKS: dict[int, tuple[Any, str]] = {
+    ETHERNET: (_EthernetHeader, "type"),
+    LINUX_SLL: (_SllHeader, "ethtype"),
+    LINUX_SLL2: (_Sll2Header, "ethtype"),
+}
+_NIBBLE_LINKS = {NULL: 4, LOOP: 4, RAW: 0, RAW_ALT: 0, IPV4: 0, IPV6: 0}  # link header bytes
+
+
+def undecodable(reason: DecodeReason) -> dict[str, int]:
+    """The row of a frame that is not metered: every field 0 but the reason."""
+    return {**dict.fromkeys(ROW_FIELDS, 0), "reason": int(reason)}
+
+
+@dataclass(frozen=True, slots=True)
+class Dissection:
+    """A whole frame taken apart by dpkt: where each layer ends and the row it decodes to."""
+
+    reason: DecodeReason  # OK, NOT_IP or UNKNOWN_LINKTYPE for the whole frame
+    l3_start: int = 0  # first byte after the link header, tags and labels
+    l3_end: int = 0  # first byte after the IP header (IPv6: and its extension chain)
+    l4_needed: int = 0  # transport bytes the row's ports/flags/type need
+    needs_nibble: bool = False  # MPLS: the L3 version nibble decides IP or not
+    row: dict[str, int] = field(default_factory=dict)
+
+
+def _link(linktype: int, data: bytes) -> tuple[int, int, int | None, bool]:
+    """(L3 start, outermost VLAN id, the version the link layer announces, MPLS?)."""
+    if linktype in _NIBBLE_LINKS:
+        return _NIBBLE_LINKS[linktype], 0, None, False
+    header_class, type_field = _ETHERTYPE_LINKS[linktype]
+    header = header_class(data)
+    ethertype, pos, vlan = getattr(header, type_field), header_class.__hdr_len__, None
+    while ethertype in TAG_TYPES:
+        tag = dpkt.ethernet.VLANtag8021Q(data[pos : pos + 4])
+        vlan = tag.id if vlan is None else vlan
+        ethertype, pos = tag.type, pos + 4
+    if ethertype in (ETH_MPLS, ETH_MPLS_MCAST):
+        while True:
+            label = dpkt.ethernet.MPLSlabel(data[pos : pos + 4])
+            pos += 4
+            if label.s:
+                return pos, vlan or 0, None, True
+    return pos, vlan or 0, {ETH_IP: 4, ETH_IP6: 6}.get(ethertype, 0), False
+
+
+def _address(raw: bytes) -> tuple[int, int]:
+    value = int.from_bytes(raw, "big") | (IPV4_MAPPED if len(raw) == 4 else 0)
+    return value >> 64, value & ((1 << 64) - 1)
+
+
+class _IPv6Header(dpkt.Packet):  # type: ignore[misc]  # dpkt is untyped
+    """dpkt's fixed IPv6 header alone: dpkt's IP6 walks the chain itself, and trips on a
+    first-position Fragment header followed by more headers (its issue 575 check)."""
+
+    __hdr__ = dpkt.ip6.IP6.__hdr__
+    __bit_fields__ = dpkt.ip6.IP6.__bit_fields__
+
+
+def _ipv6_chain(first: int, chain: bytes) -> tuple[int, int, bool]:
+    """(protocol, chain octets, non-first fragment), walking with dpkt's extension headers."""
+    proto, octets = first, 0
+    while proto in _WALKED_EXT:
+        header = dpkt.ip6.EXT_HDRS_CLS[proto](chain[octets:])
+        octets += header.length
+        proto = header.nxt
+        if isinstance(header, dpkt.ip6.IP6FragmentHeader) and header.frag_off:
+            return proto, octets, True
+    return proto, octets, False
+
+
+def dissect(linktype: int, data: bytes, wirelen: int | None = None) -> Dissection:
+    """Take a whole, well-formed frame apart with dpkt (raises on frames it cannot judge)."""
+    if linktype not in _NIBBLE_LINKS and linktype not in _ETHERTYPE_LINKS:
+        return Dissection(DecodeReason.UNKNOWN_LINKTYPE)
+    l3, vlan, announced, mpls = _link(linktype, data)
+    version = data[l3] >> 4 if announced is None else announced
+    if announced is None and not mpls and version not in (4, 6):
+        raise ValueError("no IP version nibble behind a nibble link type: not judged here")
+    if version not in (4, 6):
+        return Dissection(DecodeReason.NOT_IP, l3, l3, needs_nibble=mpls)
+    if data[l3] >> 4 != version:
+        raise ValueError("link layer and IP header disagree on the version: not judged here")
+    if version == 4:
+        packet = dpkt.ip.IP(data[l3:])
+        proto, l4, later_fragment = packet.p, l3 + packet.hl * 4, packet.offset != 0
+        transport = packet.data
+        ip_len = packet.len or (len(data) if wirelen is None else wirelen) - l3  # 0: TSO
+        tos, src, dst = packet.tos, packet.src, packet.dst
+    else:
+        header = _IPv6Header(data[l3:])
+        payload = header.data[: header.plen]
+        proto, chain, later_fragment = _ipv6_chain(header.nxt, payload)
+        transport = payload[chain:]  # dpkt takes it apart below if the row needs it
+        l4, ip_len = l3 + 40 + chain, 40 + header.plen
+        tos, src, dst = header.fc, header.src, header.dst
+    (src_hi, src_lo), (dst_hi, dst_lo) = _address(src), _address(dst)
+    row = {
+        "version": version, "src_hi": src_hi, "src_lo": src_lo, "dst_hi": dst_hi, "dst_lo": dst_lo,
+        "sport": 0, "dport": 0, "proto": proto, "tos": tos, "tcp_flags": 0, "ip_len": ip_len,
+        "vlan": vlan, "reason": int(DecodeReason.OK),
+    }  # fmt: skip
+    needed = 0 if later_fragment else L4_BYTES_NEEDED.get(proto, 0)
+    if needed:
+        if version == 6:
+            transport = _L4_CLASS[proto](transport)
+        if not isinstance(transport, _L4_CLASS[proto]):
+            raise ValueError(f"dpkt did not decode protocol {proto}: not judged here")
+        if proto in (ICMP, ICMPV6):
+            row["dport"] = transport.type * 256 + transport.code
+        else:
+            row["sport"], row["dport"] = transport.sport, transport.dport
+        if proto == TCP:
+            row["tcp_flags"] = transport.flags & 0xFF  # NS (bit 8) is not a flag the row keeps
+    return Dissection(DecodeReason.OK, l3, l4, needed, mpls, row)
+
+
+def expected_row(
+    linktype: int, data: bytes, caplen: int | None = None, wirelen: int | None = None
+) -> dict[str, int]:
+    """The row a decoder must give for the first ``caplen`` bytes of the whole frame ``data``."""
+    whole = dissect(linktype, data, wirelen)
+    cut = len(data) if caplen is None else caplen
+    if whole.reason == DecodeReason.UNKNOWN_LINKTYPE:
+        return undecodable(whole.reason)
+    if cut < whole.l3_start:
+        return undecodable(DecodeReason.L2_TRUNCATED)
+    if whole.needs_nibble and cut == whole.l3_start:
+        return undecodable(DecodeReason.IP_TRUNCATED)
+    if whole.reason == DecodeReason.NOT_IP:
+        return undecodable(whole.reason)
+    if cut < whole.l3_end:
+        return undecodable(DecodeReason.IP_TRUNCATED)
+    if cut < whole.l3_end + whole.l4_needed:
+        zeroed = dict.fromkeys(("sport", "dport", "tcp_flags"), 0)
+        return {**whole.row, **zeroed, "reason": int(DecodeReason.L4_TRUNCATED)}
+    return dict(whole.row)
