@@ -19,8 +19,16 @@ from exporter.background import BackgroundWriter
 from exporter.flowfile import FlowFileWriter
 from exporter.session import ExportSession
 from exporter.table import table_lines
+from probe.cli_capture import capture
 from probe.cli_collect import collect
-from probe.cli_export import DEFAULT_PACE, ExportFormat, ExportOptions, decoded_back, open_session
+from probe.cli_export import (
+    DEFAULT_PACE,
+    ExportFormat,
+    ExportOptions,
+    decoded_back,
+    fan_out,
+    open_session,
+)
 from probe.cli_sampling import bench_sampling
 from probe.errors import ConfigError, SpanflowError
 from probe.meter import ClockHook, Counters, end_reason_counts, meter_captures
@@ -93,7 +101,7 @@ def convert(
         typer.Option("--collector", "-c", help="Send NetFlow to HOST:PORT (repeat for several)."),
     ] = None,
     export_format: Annotated[
-        ExportFormat, typer.Option("--format", "-f", help="Export format.")
+        ExportFormat, typer.Option("--format", help="Export format.")
     ] = ExportFormat.V9,
     source_id: Annotated[int, typer.Option(help="v9 source id / IPFIX observation domain.")] = 0,
     engine_type: Annotated[int, typer.Option(help="v5 header engine type.")] = 0,
@@ -150,7 +158,7 @@ def convert(
                 stack.callback(session.close)
                 sinks.append(session)
                 on_clock = session.set_clock
-            counters = _run(files, config, sampling_config, _fan_out(sinks), quiet, on_clock)
+            counters = _run(files, config, sampling_config, fan_out(sinks), quiet, on_clock)
             if memory is not None:
                 _print_table(decoded_back(memory))
             if export.wants_export:
@@ -167,17 +175,6 @@ def convert(
         raise fail("interrupted; the flows read so far were exported", 130)
     if counters.damage or send_errors:
         raise typer.Exit(EXIT_DAMAGED)
-
-
-def _fan_out(sinks: list[Callable[[RecordTable], None]]) -> Callable[[RecordTable], None]:
-    if len(sinks) == 1:
-        return sinks[0]
-
-    def every(records: RecordTable) -> None:
-        for sink in sinks:
-            sink(records)
-
-    return every
 
 
 def note_export(session: ExportSession, quiet: bool) -> None:
@@ -259,6 +256,7 @@ def _summary(files: list[str], counters: Counters) -> None:
 
 app.command("bench-sampling")(bench_sampling)
 app.command("collect")(collect)
+app.command("capture")(capture)
 
 
 def main() -> None:

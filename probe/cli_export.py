@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -13,7 +14,7 @@ from exporter.sinks import MemorySink, PcapSink, Sink, UdpSink
 from probe.endpoints import Endpoint, parse_endpoint
 from probe.sampling import SamplingConfig
 
-DEFAULT_PACE = 0.0  # datagrams/s; see the README for what nfcapd absorbs
+DEFAULT_PACE = 10_000.0  # datagrams/s: nfcapd on loopback lost none at 40,000 (README)
 
 
 class ExportFormat(StrEnum):
@@ -85,3 +86,15 @@ def decoded_back(memory: MemorySink) -> RecordTable:
     """What a collector reads from the datagrams just built."""
     collector = Collector()
     return RecordTable.concat([collector.feed(d, ("spanflow", 0)) for d in memory.datagrams])
+
+
+def fan_out(sinks: list[Callable[[RecordTable], None]]) -> Callable[[RecordTable], None]:
+    """One record sink that hands every table to each of ``sinks``."""
+    if len(sinks) == 1:
+        return sinks[0]
+
+    def every(records: RecordTable) -> None:
+        for sink in sinks:
+            sink(records)
+
+    return every

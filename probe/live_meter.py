@@ -16,7 +16,7 @@ from cache.flow_cache import FlowCache
 from cache.records import RecordTable
 from probe.decode import count_reasons, decode
 from probe.live import CaptureStats, LiveCapture
-from probe.meter import Counters, RecordSink
+from probe.meter import ClockHook, Counters, RecordSink
 from probe.sampling import SamplingConfig, make_sampler
 
 TICK_S = 1.0
@@ -30,6 +30,7 @@ def meter_live(
     sampling: SamplingConfig | None = None,
     on_tick: Callable[[Counters, CaptureStats, int], None] | None = None,
     tick_s: float = TICK_S,
+    on_clock: ClockHook | None = None,
 ) -> Counters:
     """Meter until ``stop`` is set or the capture fails; flush every open flow either way.
 
@@ -57,14 +58,24 @@ def meter_live(
                 packets = decode(frames if keep is None else frames.take(keep))
                 counters.selected += len(packets)
                 counters.by_reason += count_reasons(packets.reason)
-                emit(cache.update(packets))
+                ended = cache.update(packets)
+                if len(packets):
+                    counters.first_ns = min(counters.first_ns, int(packets.ts_ns.min()))
+                if on_clock is not None:
+                    on_clock(counters.first_ns, cache.clock_ns)
+                emit(ended)
                 counters.peak_open_flows = max(counters.peak_open_flows, cache.open_flows)
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + tick_s
-                emit(cache.expire(time.time_ns()))
+                idle = cache.expire(time.time_ns())
+                if on_clock is not None:
+                    on_clock(counters.first_ns, cache.clock_ns)
+                emit(idle)
                 if on_tick is not None:
                     on_tick(counters, capture.stats(), cache.open_flows)
     finally:
+        if on_clock is not None:
+            on_clock(counters.first_ns, max(cache.clock_ns, time.time_ns()))
         emit(cache.flush())
         counters.elapsed_s = time.perf_counter() - started
     return counters

@@ -1,0 +1,194 @@
+"""``spanflow capture``: live capture on a SPAN/mirror port, metered and exported."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Annotated
+
+import typer
+
+from cache.config import CacheConfig
+from cache.records import RecordTable
+from exporter.flowfile import FlowFileWriter
+from probe.cli_export import DEFAULT_PACE, ExportFormat, ExportOptions, fan_out, open_session
+from probe.endpoints import parse_endpoint
+from probe.errors import ConfigError, SpanflowError
+from probe.live import CaptureStats, LiveCapture, LiveConfig
+from probe.live_meter import meter_live
+from probe.meter import Counters, end_reason_counts
+from probe.sampling import SamplingConfig, SamplingMode
+
+log = logging.getLogger("spanflow")
+
+
+def exclude_exports(bpf_filter: str, collectors: list[str]) -> str:
+    """The user's filter, minus the probe's own export datagrams."""
+    own = [
+        f"(udp and dst host {e.address} and dst port {e.port})"
+        for e in (parse_endpoint(text) for text in collectors)
+    ]
+    if not own:
+        return bpf_filter
+    exclusion = "not (" + " or ".join(own) + ")"
+    return f"({bpf_filter}) and {exclusion}" if bpf_filter else exclusion
+
+
+def capture(
+    interface: Annotated[str, typer.Option("--interface", "-i", help="Interface to capture on.")],
+    bpf_filter: Annotated[
+        str,
+        typer.Option(
+            "--filter",
+            "-f",
+            help="BPF filter. The probe's own export datagrams are always excluded.",
+        ),
+    ] = "",
+    collector: Annotated[
+        list[str] | None,
+        typer.Option("--collector", "-c", help="Send NetFlow to HOST:PORT (repeat for several)."),
+    ] = None,
+    export_format: Annotated[
+        ExportFormat, typer.Option("--format", help="Export format.")
+    ] = ExportFormat.V9,
+    source_id: Annotated[int, typer.Option(help="v9 source id / IPFIX observation domain.")] = 0,
+    engine_type: Annotated[int, typer.Option(help="v5 header engine type.")] = 0,
+    engine_id: Annotated[int, typer.Option(help="v5 header engine id.")] = 0,
+    mtu: Annotated[int, typer.Option(help="Largest UDP payload of a datagram, bytes.")] = 1472,
+    template_refresh_packets: Annotated[
+        int, typer.Option(help="v9/IPFIX: templates every N datagrams.")
+    ] = 20,
+    template_refresh_seconds: Annotated[
+        float, typer.Option(help="v9/IPFIX: templates every S seconds.")
+    ] = 1800.0,
+    pace: Annotated[
+        float, typer.Option(help="Datagrams per second at most (0: no limit).")
+    ] = DEFAULT_PACE,
+    pcap_out: Annotated[
+        str | None, typer.Option(help="Also write the export datagrams to a pcap.")
+    ] = None,
+    flows_out: Annotated[
+        str | None,
+        typer.Option("--flows-out", "-o", help="Write records to FILE.csv or FILE.jsonl."),
+    ] = None,
+    snaplen: Annotated[int, typer.Option(help="Bytes captured per frame (headers only).")] = 128,
+    promisc: Annotated[
+        bool, typer.Option(help="Promiscuous mode (a mirror port needs it).")
+    ] = True,
+    buffer_mib: Annotated[int, typer.Option(help="Kernel capture buffer, MiB.")] = 64,
+    inactive: Annotated[float, typer.Option(help="Inactive timeout, seconds.")] = 15.0,
+    active: Annotated[float, typer.Option(help="Active timeout, seconds.")] = 1800.0,
+    max_flows: Annotated[int, typer.Option(help="Flow cache size.")] = 65536,
+    key_vlan: Annotated[
+        bool, typer.Option(help="Make the outer VLAN id part of the flow key.")
+    ] = False,
+    sampling: Annotated[
+        SamplingMode, typer.Option(help="Packet sampling before the cache.")
+    ] = SamplingMode.FULL,
+    sampling_rate: Annotated[int, typer.Option(help="N of 1-in-N sampling.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of random and probabilistic sampling.")] = 0,
+    stats_interval: Annotated[
+        float, typer.Option(help="Log statistics every S seconds (0: never).")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+) -> None:
+    """Capture on a SPAN/mirror port and export flows until SIGINT or SIGTERM.
+
+    On SIGINT/SIGTERM every open flow is flushed and sent before exit (status
+    0); SIGUSR1 logs statistics. The probe's own export datagrams are
+    excluded from the capture with a BPF clause added to --filter.
+    """
+    logging.basicConfig(format="spanflow: %(message)s", level=logging.INFO)
+    collectors = collector or []
+    export = ExportOptions(
+        collectors, export_format, source_id, engine_type, engine_id, mtu,
+        template_refresh_packets, template_refresh_seconds, pace, pcap_out,
+    )  # fmt: skip
+    stop = threading.Event()
+    try:
+        if not export.wants_export and flows_out is None:
+            raise ConfigError("nowhere to send flows: give -c HOST:PORT, --pcap-out or -o FILE")
+        cache = CacheConfig(inactive, active, max_flows, key_vlan)
+        sampling_config = SamplingConfig(sampling, sampling_rate, seed)
+        live = LiveConfig(
+            interface, exclude_exports(bpf_filter, collectors), snaplen, promisc, buffer_mib
+        )
+        with ExitStack() as stack:
+            session, _ = open_session(export, sampling_config, boot_ns=time.time_ns())
+            stack.callback(session.close)
+            sinks: list[Callable[[RecordTable], None]] = [session] if export.wants_export else []
+            if flows_out is not None:
+                writer = FlowFileWriter(flows_out)
+                stack.callback(writer.close)
+                sinks.append(writer.write)
+            source = LiveCapture(live)
+            stack.callback(source.close)
+            if not quiet:
+                typer.echo(f"spanflow: capturing on {interface}", err=True)
+            ticker = StatsTicker(stats_interval)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signal.SIGUSR1, lambda *_: ticker.request())
+            counters = meter_live(source, cache, fan_out(sinks), stop, sampling_config,
+                                  on_tick=ticker.tick, on_clock=session.set_clock)  # fmt: skip
+            stats = source.stats()
+    except ConfigError as exc:
+        typer.echo(f"spanflow: error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except SpanflowError as exc:
+        typer.echo(f"spanflow: error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if not quiet:
+        summary(counters, stats)
+    errors = session.send_errors()
+    for problem in errors:
+        typer.echo(f"spanflow: error: {problem}", err=True)
+    if errors:
+        raise typer.Exit(1)
+
+
+class StatsTicker:
+    """Logs statistics every ``interval_s`` and whenever SIGUSR1 asked for them."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.asked = False
+        self.since_s = 0.0
+
+    def request(self) -> None:
+        self.asked = True
+
+    def tick(self, counters: Counters, stats: CaptureStats, open_flows: int) -> None:
+        self.since_s += 1.0
+        due = self.interval_s > 0 and self.since_s >= self.interval_s
+        if due or self.asked:
+            self.asked, self.since_s = False, 0.0
+            log.info(statistics_line(counters, stats, open_flows))
+
+
+def statistics_line(counters: Counters, stats: CaptureStats, open_flows: int) -> str:
+    ends = ", ".join(f"{name} {count}" for name, count in end_reason_counts(counters).items())
+    return (
+        f"{stats.received} frames received, {stats.dropped_kernel} dropped by the kernel, "
+        f"{stats.dropped_interface} by the interface; {counters.decoded} decoded; "
+        f"{open_flows} flows open; records {ends}"
+    )
+
+
+def summary(counters: Counters, stats: CaptureStats) -> None:
+    typer.echo(
+        f"spanflow: capture: {stats.received} frames received, {stats.dropped_kernel} dropped by "
+        f"the kernel, {stats.dropped_interface} dropped by the interface",
+        err=True,
+    )
+    ends = ", ".join(f"{name} {count}" for name, count in end_reason_counts(counters).items())
+    typer.echo(
+        f"spanflow: {counters.frames} frames metered, {counters.decoded} decoded; "
+        f"{counters.records} records ({ends}): "
+        f"{counters.packets} packets, {counters.octets} octets",
+        err=True,
+    )
