@@ -32,6 +32,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_export import (
+    encode_rates,
+    sampled_conversion,
+)  # run as a script: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "bench-out"
 SPANFLOW = REPO / ".venv" / "bin" / "spanflow"
@@ -455,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
             span = bench_spanflow(pcap, args.runs, work, timeout_s)
             soft, collected = bench_softflowd(pcap, args.runs, work, timeout_s)
             report(pcap, truth, span, soft, collected, load_before)
+            sampled_conversion(pcap, work)
+            encode_rates(pcap)
             if args.keep:
                 print(f"\nkept: {OUT_DIR / 'flows.csv'}, {work}")
     except BenchError as exc:
