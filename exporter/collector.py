@@ -86,7 +86,8 @@ class Collector:
         elif decoded.version == 9:
             sequence, advance = int(header["sequence_number"]), 1
         else:
-            sequence, advance = int(header["sequence_number"]), len(decoded.records)
+            # RFC 7011 3.1: every data record counts, the sampling options record too.
+            sequence, advance = int(header["sequence_number"]), decoded.data_records
         expected = self._expected.get(stream)
         if expected is not None and sequence != expected:
             self.stats.sequence_gaps += 1

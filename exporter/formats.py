@@ -5,7 +5,8 @@ here knows about expiry. Times follow DESIGN.md "Export":
 
 - sysUptime is milliseconds since ``boot_ns`` modulo 2^32; a FIRST/LAST_SWITCHED
   is ``(t_ns - boot_ns) // 10**6 mod 2^32``.
-- A datagram's clock is ``max(export_ns, latest last_ns in it)``: its header
+- A datagram's clock is ``max(export_ns, latest last_ns in it)`` (v9 rounds it
+  up to a whole second, as its header has whole seconds only): its header
   uptime and unix time both come from that clock, so the uptime is never
   behind a LAST_SWITCHED in the same datagram and the boot time a collector
   derives (unix time - uptime) stays the same in every datagram.
@@ -141,8 +142,9 @@ class Decoded:
     ``header`` is a row of the version's header dtype (fields named as in the
     spec). ``records`` are the flow records in wire order; fields the format
     does not carry are 0 (v5/v9 have no end reason, v5 no VLAN). Times come
-    from the collector formula: v5 to the millisecond, v9 to the second (its
-    header has whole seconds only), IPFIX absolute milliseconds.
+    from the collector formula: v5 to the millisecond, v9 to the millisecond
+    when the exporter's clock sits on a whole second (spanflow's does; others
+    may date records up to a second early), IPFIX absolute milliseconds.
     ``template_ids`` lists the templates and options templates the datagram
     defines; ``skipped_sets`` counts data sets whose template is unknown;
     ``data_records`` counts every data record decoded, options data included

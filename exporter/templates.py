@@ -108,8 +108,8 @@ def fill(layout: Layout, records: RecordTable, times: dict[str, Any]) -> WireArr
             wire[field.name] = ipv4_of(getattr(records, source[:3] + "_lo"))
         elif source in ("src6", "dst6"):
             prefix = source[:3]
-            halves = (getattr(records, prefix + "_hi"), getattr(records, prefix + "_lo"))
-            wire[field.name] = np.column_stack(halves)
+            pair = (getattr(records, prefix + "_hi"), getattr(records, prefix + "_lo"))
+            wire[field.name] = np.column_stack(pair)
         elif source == "icmp":
             wire[field.name] = np.where(np.isin(records.proto, ICMP_PROTOCOLS), records.dport, 0)
         elif source in times:

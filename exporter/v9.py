@@ -2,13 +2,17 @@
 
 Header (section 5.1): Count is every record in the datagram (templates,
 options template, options data, flow data); Sequence Number counts the
-datagrams sent before this one. FIRST/LAST_SWITCHED (22/21) are sysUptime
-milliseconds; IN_BYTES/IN_PKTS are 64-bit. ICMP type/code (type * 256 + code)
-goes in L4_DST_PORT, as Cisco exports it, and in ICMP_TYPE (32), where nfdump
-looks for it. The options template 258 (scope
-System = source id) carries SAMPLING_INTERVAL (34) and SAMPLING_ALGORITHM (35)
-with every template refresh, also when not sampling (interval 1): collectors
-such as goflow2 otherwise assume a rate of 0.
+datagrams sent before this one. The header has whole UNIX Secs only, and a
+collector dates records as UNIX Secs * 1000 - sysUpTime + FIRST_SWITCHED, so
+the datagram's clock is rounded up to a whole second before both are written:
+collectors then get record times exact to the millisecond, instead of up to
+a second early. FIRST/LAST_SWITCHED (22/21) are sysUptime milliseconds;
+IN_BYTES/IN_PKTS are 64-bit. ICMP type/code (type * 256 + code) goes in
+L4_DST_PORT, as Cisco exports it, and in ICMP_TYPE (32), where nfdump looks
+for it. The options template 258 (scope System = source id) carries
+SAMPLING_INTERVAL (34) and SAMPLING_ALGORITHM (35) with every template
+refresh, also when not sampling (interval 1): collectors such as goflow2
+otherwise assume a rate of 0.
 """
 
 from __future__ import annotations
@@ -143,11 +147,12 @@ class V9Exporter(TemplateExporter):
 
     def header(self, count: int, length: int, clock_ns: int) -> bytes:
         assert self.boot_ns is not None
+        clock_s = -(-clock_ns // NS_PER_S)  # rounded up: see the module docstring
         row = np.zeros(1, V9_HEADER)
         row["version"] = 9
         row["count"] = count
-        row["sys_uptime"] = uptime_ms(clock_ns, self.boot_ns)
-        row["unix_secs"] = clock_ns // NS_PER_S
+        row["sys_uptime"] = uptime_ms(clock_s * NS_PER_S, self.boot_ns)
+        row["unix_secs"] = clock_s
         row["sequence_number"] = self.datagrams_sent % (1 << 32)
         row["source_id"] = self.config.source_id
         return row.tobytes()
