@@ -19,6 +19,7 @@ from exporter.background import BackgroundWriter
 from exporter.flowfile import FlowFileWriter
 from exporter.session import ExportSession
 from exporter.table import table_lines
+from probe import cli_options as o
 from probe.cli_capture import capture
 from probe.cli_collect import collect
 from probe.cli_export import (
@@ -71,55 +72,25 @@ def convert(
         list[str],
         typer.Argument(help="pcap or pcapng captures (gzip allowed, - for stdin)", metavar="FILE"),
     ],
-    flows_out: Annotated[
-        str | None,
-        typer.Option(
-            "--flows-out", "-o", help="Write records to FILE.csv or FILE.jsonl (- = CSV on stdout)."
-        ),
-    ] = None,
-    inactive: Annotated[
-        float, typer.Option(help="Inactive timeout, seconds: a flow idle this long ends.")
-    ] = 15.0,
-    active: Annotated[
-        float, typer.Option(help="Active timeout, seconds: a flow this old ends.")
-    ] = 1800.0,
-    max_flows: Annotated[
-        int, typer.Option(help="Flow cache size; when full, the least recently updated flow ends.")
-    ] = 65536,
-    key_vlan: Annotated[
-        bool, typer.Option(help="Make the outer VLAN id part of the flow key.")
-    ] = False,
-    sampling: Annotated[
-        SamplingMode, typer.Option(help="Packet sampling before the cache.")
-    ] = SamplingMode.FULL,
-    sampling_rate: Annotated[
-        int, typer.Option(help="N of 1-in-N sampling (needs a --sampling mode).")
-    ] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of random and probabilistic sampling.")] = 0,
-    collector: Annotated[
-        list[str] | None,
-        typer.Option("--collector", "-c", help="Send NetFlow to HOST:PORT (repeat for several)."),
-    ] = None,
-    export_format: Annotated[
-        ExportFormat, typer.Option("--format", help="Export format.")
-    ] = ExportFormat.V9,
-    source_id: Annotated[int, typer.Option(help="v9 source id / IPFIX observation domain.")] = 0,
-    engine_type: Annotated[int, typer.Option(help="v5 header engine type.")] = 0,
-    engine_id: Annotated[int, typer.Option(help="v5 header engine id.")] = 0,
-    mtu: Annotated[int, typer.Option(help="Largest UDP payload of a datagram, bytes.")] = 1472,
-    template_refresh_packets: Annotated[
-        int, typer.Option(help="v9/IPFIX: resend templates every N datagrams.")
-    ] = 20,
-    template_refresh_seconds: Annotated[
-        float, typer.Option(help="v9/IPFIX: resend templates every S seconds of export clock.")
-    ] = 1800.0,
-    pace: Annotated[
-        float, typer.Option(help="Datagrams per second at most (0: no limit).")
-    ] = DEFAULT_PACE,
-    pcap_out: Annotated[
-        str | None, typer.Option(help="Also write the export datagrams to a pcap file.")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+    flows_out: o.FlowsOut = None,
+    inactive: o.Inactive = 15.0,
+    active: o.Active = 1800.0,
+    max_flows: o.MaxFlows = 65536,
+    key_vlan: o.KeyVlan = False,
+    sampling: o.Sampling = SamplingMode.FULL,
+    sampling_rate: o.SamplingRate = 1,
+    seed: o.Seed = 0,
+    collector: o.Collectors = None,
+    export_format: o.Format = ExportFormat.V9,
+    source_id: o.SourceId = 0,
+    engine_type: o.EngineType = 0,
+    engine_id: o.EngineId = 0,
+    mtu: o.Mtu = 1472,
+    template_refresh_packets: o.RefreshPackets = 20,
+    template_refresh_seconds: o.RefreshSeconds = 1800.0,
+    pace: o.Pace = DEFAULT_PACE,
+    pcap_out: o.PcapOut = None,
+    quiet: o.Quiet = False,
 ) -> None:
     """Convert captures to flow records with router cache rules, and export them.
 

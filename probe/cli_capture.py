@@ -15,6 +15,7 @@ import typer
 from cache.config import CacheConfig
 from cache.records import RecordTable
 from exporter.flowfile import FlowFileWriter
+from probe import cli_options as o
 from probe.cli_export import DEFAULT_PACE, ExportFormat, ExportOptions, fan_out, open_session
 from probe.endpoints import parse_endpoint
 from probe.errors import ConfigError, SpanflowError
@@ -48,53 +49,33 @@ def capture(
             help="BPF filter. The probe's own export datagrams are always excluded.",
         ),
     ] = "",
-    collector: Annotated[
-        list[str] | None,
-        typer.Option("--collector", "-c", help="Send NetFlow to HOST:PORT (repeat for several)."),
-    ] = None,
-    export_format: Annotated[
-        ExportFormat, typer.Option("--format", help="Export format.")
-    ] = ExportFormat.V9,
-    source_id: Annotated[int, typer.Option(help="v9 source id / IPFIX observation domain.")] = 0,
-    engine_type: Annotated[int, typer.Option(help="v5 header engine type.")] = 0,
-    engine_id: Annotated[int, typer.Option(help="v5 header engine id.")] = 0,
-    mtu: Annotated[int, typer.Option(help="Largest UDP payload of a datagram, bytes.")] = 1472,
-    template_refresh_packets: Annotated[
-        int, typer.Option(help="v9/IPFIX: templates every N datagrams.")
-    ] = 20,
-    template_refresh_seconds: Annotated[
-        float, typer.Option(help="v9/IPFIX: templates every S seconds.")
-    ] = 1800.0,
-    pace: Annotated[
-        float, typer.Option(help="Datagrams per second at most (0: no limit).")
-    ] = DEFAULT_PACE,
-    pcap_out: Annotated[
-        str | None, typer.Option(help="Also write the export datagrams to a pcap.")
-    ] = None,
-    flows_out: Annotated[
-        str | None,
-        typer.Option("--flows-out", "-o", help="Write records to FILE.csv or FILE.jsonl."),
-    ] = None,
+    collector: o.Collectors = None,
+    export_format: o.Format = ExportFormat.V9,
+    source_id: o.SourceId = 0,
+    engine_type: o.EngineType = 0,
+    engine_id: o.EngineId = 0,
+    mtu: o.Mtu = 1472,
+    template_refresh_packets: o.RefreshPackets = 20,
+    template_refresh_seconds: o.RefreshSeconds = 1800.0,
+    pace: o.Pace = DEFAULT_PACE,
+    pcap_out: o.PcapOut = None,
+    flows_out: o.FlowsOut = None,
     snaplen: Annotated[int, typer.Option(help="Bytes captured per frame (headers only).")] = 128,
     promisc: Annotated[
         bool, typer.Option(help="Promiscuous mode (a mirror port needs it).")
     ] = True,
     buffer_mib: Annotated[int, typer.Option(help="Kernel capture buffer, MiB.")] = 64,
-    inactive: Annotated[float, typer.Option(help="Inactive timeout, seconds.")] = 15.0,
-    active: Annotated[float, typer.Option(help="Active timeout, seconds.")] = 1800.0,
-    max_flows: Annotated[int, typer.Option(help="Flow cache size.")] = 65536,
-    key_vlan: Annotated[
-        bool, typer.Option(help="Make the outer VLAN id part of the flow key.")
-    ] = False,
-    sampling: Annotated[
-        SamplingMode, typer.Option(help="Packet sampling before the cache.")
-    ] = SamplingMode.FULL,
-    sampling_rate: Annotated[int, typer.Option(help="N of 1-in-N sampling.")] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of random and probabilistic sampling.")] = 0,
+    inactive: o.Inactive = 15.0,
+    active: o.Active = 1800.0,
+    max_flows: o.MaxFlows = 65536,
+    key_vlan: o.KeyVlan = False,
+    sampling: o.Sampling = SamplingMode.FULL,
+    sampling_rate: o.SamplingRate = 1,
+    seed: o.Seed = 0,
     stats_interval: Annotated[
         float, typer.Option(help="Log statistics every S seconds (0: never).")
     ] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+    quiet: o.Quiet = False,
 ) -> None:
     """Capture on a SPAN/mirror port and export flows until SIGINT or SIGTERM.
 
