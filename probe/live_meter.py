@@ -15,11 +15,14 @@ from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
 from cache.records import RecordTable
 from probe.decode import count_reasons, decode
-from probe.live import CaptureStats, LiveCapture
+from probe.live import READ_TIMEOUT_MS, CaptureStats, LiveCapture
 from probe.meter import ClockHook, Counters, RecordSink
+from probe.packets import FrameBatch
 from probe.sampling import SamplingConfig, make_sampler
 
 TICK_S = 1.0
+DRAIN_WAIT_S = 4 * READ_TIMEOUT_MS / 1000
+DRAIN_MAX_S = 2.0
 
 
 def meter_live(
@@ -49,22 +52,25 @@ def meter_live(
             counters.add_records(records)
             on_records(records)
 
+    def meter(frames: FrameBatch) -> None:
+        counters.frames += len(frames)
+        keep = sampler.select(len(frames))
+        packets = decode(frames if keep is None else frames.take(keep))
+        counters.selected += len(packets)
+        counters.by_reason += count_reasons(packets.reason)
+        ended = cache.update(packets)
+        if len(packets):
+            counters.first_ns = min(counters.first_ns, int(packets.ts_ns.min()))
+        if on_clock is not None:
+            on_clock(counters.first_ns, cache.clock_ns)
+        emit(ended)
+        counters.peak_open_flows = max(counters.peak_open_flows, cache.open_flows)
+
     try:
         while not stop.is_set():
             frames = capture.read() if capture.wait(min(tick_s, 0.1)) else None
             if frames is not None and len(frames):
-                counters.frames += len(frames)
-                keep = sampler.select(len(frames))
-                packets = decode(frames if keep is None else frames.take(keep))
-                counters.selected += len(packets)
-                counters.by_reason += count_reasons(packets.reason)
-                ended = cache.update(packets)
-                if len(packets):
-                    counters.first_ns = min(counters.first_ns, int(packets.ts_ns.min()))
-                if on_clock is not None:
-                    on_clock(counters.first_ns, cache.clock_ns)
-                emit(ended)
-                counters.peak_open_flows = max(counters.peak_open_flows, cache.open_flows)
+                meter(frames)
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + tick_s
                 idle = cache.expire(time.time_ns())
@@ -73,6 +79,15 @@ def meter_live(
                 emit(idle)
                 if on_tick is not None:
                     on_tick(counters, capture.stats(), cache.open_flows)
+        # Frames the kernel already holds crossed the wire before the stop: meter them too.
+        # The wait outlasts the read timeout, after which libpcap hands over its last block.
+        # Bounded: on a busy mirror port the buffer never runs dry.
+        drain_until = time.monotonic() + DRAIN_MAX_S
+        while time.monotonic() < drain_until and capture.wait(DRAIN_WAIT_S):
+            frames = capture.read()
+            if frames is None or not len(frames):
+                break
+            meter(frames)
     finally:
         if on_clock is not None:
             on_clock(counters.first_ns, max(cache.clock_ns, time.time_ns()))

@@ -1,0 +1,217 @@
+"""`spanflow capture` on a real interface: replayed samples reach nfcapd with exact totals.
+
+A veth pair inside a throwaway network namespace stands in for a SPAN port:
+tcpreplay sends a sample (MACs rewritten to foreign ones, so the receiving
+kernel stays silent) into one end, ``spanflow capture`` captures on the other
+with pypcap and exports NetFlow v9 to an nfcapd on the namespace's loopback.
+After SIGTERM, nfdump's totals must equal an independent dpkt count of the
+replayed file exactly, with no kernel drops and no sequence failures.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.ground_truth import ground_truth
+from tests.live_netns import (
+    DEADLINE_S,
+    Child,
+    Namespace,
+    frame_macs,
+    namespace,
+    outside_sample_networks,
+    rewrite_macs,
+    run,
+    wait_until,
+)
+
+pytestmark = pytest.mark.interop
+REPO = Path(__file__).resolve().parent.parent
+SPANFLOW = Path(sys.executable).parent / "spanflow"
+COLLECTOR_PORT = 2055  # the namespace is fresh: nothing else binds in it
+FOREIGN_DST, FOREIGN_SRC = bytes.fromhex("020000000099"), bytes.fromhex("020000000098")
+NO_TIMEOUT = ["--inactive", "1e6", "--active", "1e6"]
+SETTLE_S = 1.0  # after tcpreplay returns, before SIGTERM
+SUMMARY = re.compile(
+    r"^spanflow: capture: (\d+) frames received, (\d+) dropped by the kernel, "
+    r"(\d+) dropped by the interface$",
+    re.MULTILINE,
+)
+METERED = re.compile(r"^spanflow: (\d+) frames metered, (\d+) decoded;", re.MULTILINE)
+
+needs_tools = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("nfcapd", "nfdump", "tcpreplay")),
+    reason="live capture test needs nfcapd, nfdump and tcpreplay",
+)
+
+
+@pytest.fixture
+def netns() -> Iterator[Namespace]:
+    with namespace() as ns:
+        yield ns
+
+
+def udp_queue_empty(pid: int, port: int) -> bool:
+    """Whether the UDP socket on ``port`` of process ``pid``'s namespace has nothing left to read."""
+    for line in Path(f"/proc/{pid}/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}"):
+            return int(fields[4].split(":")[1], 16) == 0
+    return False
+
+
+def nfdump_totals(directory: Path) -> dict[str, int]:
+    """nfdump's Flows, Packets, Bytes and Sequence failures over every file nfcapd wrote."""
+    assert list(directory.glob("nfcapd.*")), "nfcapd wrote no file"
+    out = run(["nfdump", "-R", str(directory), "-I"])
+    assert out.returncode == 0, out.stderr
+    wanted = ("Flows", "Packets", "Bytes", "Sequence failures")
+    totals = {}
+    for line in out.stdout.splitlines():
+        name, _, value = line.partition(":")
+        if name in wanted:
+            totals[name] = int(value)
+    return totals
+
+
+def nfdump_input_interfaces(directory: Path) -> set[int]:
+    out = run(["nfdump", "-R", str(directory), "-q", "-o", "fmt:%in"])
+    assert out.returncode == 0, out.stderr
+    return {int(line) for line in out.stdout.split()}
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRun:
+    """What one capture run left behind: the probe's stderr and nfcapd's files."""
+
+    stderr: str
+    flows_dir: Path
+
+    def summary(self) -> tuple[int, int, int, int]:
+        """(frames received, dropped by the kernel, frames metered, decoded) from the summary."""
+        assert "Traceback" not in self.stderr
+        capture, metered = SUMMARY.search(self.stderr), METERED.search(self.stderr)
+        assert capture is not None, self.stderr
+        assert metered is not None, self.stderr
+        return int(capture[1]), int(capture[2]), int(metered[1]), int(metered[2])
+
+
+def replayable(tmp_path: Path, sample: str) -> Path:
+    """The sample with foreign MACs, checked to hold only documentation addresses."""
+    replay = tmp_path / sample
+    rewrite_macs(REPO / "samples" / sample, replay, FOREIGN_DST, FOREIGN_SRC)
+    assert outside_sample_networks(replay) == []
+    assert frame_macs(replay) == {(FOREIGN_DST, FOREIGN_SRC)}
+    return replay
+
+
+def capture_replay(
+    netns: Namespace, tmp_path: Path, replay: Path, stop: signal.Signals, settle_s: float,
+    *options: str,
+) -> LiveRun:  # fmt: skip
+    """nfcapd and ``spanflow capture`` in the namespace; replay, wait ``settle_s``, send ``stop``."""
+    frames = ground_truth(replay).frames
+    flows_dir, stderr_path = tmp_path / "nfcapd", tmp_path / "spanflow.stderr"
+    flows_dir.mkdir()
+    children: list[Child] = []
+    try:
+        nfcapd = Child(netns.argv("nfcapd", "-b", "127.0.0.1", "-p", str(COLLECTOR_PORT),
+                                  "-w", flows_dir, "-t", "3600"))  # fmt: skip
+        children.append(nfcapd)
+        wait_until(lambda: netns.udp_listening(nfcapd.pid, COLLECTOR_PORT) or not nfcapd.running(),
+                   "nfcapd to listen")  # fmt: skip
+        assert nfcapd.running(), "nfcapd exited at start"
+        with stderr_path.open("wb") as stderr:
+            probe = Child(netns.argv(SPANFLOW, "capture", "-i", netns.rx,
+                                     "-c", f"127.0.0.1:{COLLECTOR_PORT}", "--format", "9",
+                                     *NO_TIMEOUT, *options), stderr=stderr)  # fmt: skip
+        children.append(probe)
+        started = f"spanflow: capturing on {netns.rx}\n"
+        wait_until(lambda: started in stderr_path.read_text() or not probe.running(),
+                   "spanflow to start capturing")  # fmt: skip
+        assert probe.running(), stderr_path.read_text()
+        replayed = run(netns.argv("tcpreplay", "-i", netns.tx, "--pps=2000", replay))
+        assert replayed.returncode == 0, replayed.stderr
+        assert re.search(rf"Successful packets:\s+{frames}\n", replayed.stdout), replayed.stdout
+        time.sleep(settle_s)
+        assert probe.stop(stop) == 0, stderr_path.read_text()
+        wait_until(lambda: udp_queue_empty(nfcapd.pid, COLLECTOR_PORT), "nfcapd to read all")
+        assert nfcapd.stop(signal.SIGTERM) == 0
+    finally:
+        for child in reversed(children):
+            child.stop()
+    return LiveRun(stderr_path.read_text(), flows_dir)
+
+
+@needs_tools
+@pytest.mark.parametrize(
+    ("sample", "key_vlan"),
+    [("web.pcap", False), ("vlan.pcap", False), ("vlan.pcap", True), ("ipv6.pcap", False)],
+)
+def test_replayed_sample_reaches_nfdump_exactly(
+    netns: Namespace, tmp_path: Path, sample: str, key_vlan: bool
+) -> None:
+    """Every replayed IP packet and octet reaches nfdump once, in one record per flow and FIN/RST."""
+    replay = replayable(tmp_path, sample)
+    truth, original = (
+        ground_truth(replay, key_vlan),
+        ground_truth(REPO / "samples" / sample, key_vlan),
+    )
+    assert (truth.frames, truth.ip_packets, truth.ip_octets, truth.by_key.keys()) == (
+        original.frames, original.ip_packets, original.ip_octets, original.by_key.keys()
+    )  # fmt: skip
+    rx_ifindex = netns.ifindex(netns.rx)
+    options = ["--key-vlan"] if key_vlan else []
+    done = capture_replay(netns, tmp_path, replay, signal.SIGTERM, SETTLE_S, *options)
+    received, kernel_drops, metered, decoded = done.summary()
+    assert (received, kernel_drops) == (truth.frames, 0)
+    assert (metered, decoded) == (truth.frames, truth.ip_packets)
+    assert nfdump_totals(done.flows_dir) == {
+        "Flows": sum(truth.records_without_timeouts),
+        "Packets": truth.ip_packets,
+        "Bytes": truth.ip_octets,
+        "Sequence failures": 0,
+    }
+    assert nfdump_input_interfaces(done.flows_dir) == {rx_ifindex}
+
+
+@needs_tools
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stop_right_after_traffic_meters_every_received_frame(
+    netns: Namespace, tmp_path: Path, stop: signal.Signals
+) -> None:
+    """A stop signal right after the last frame still meters and exports every frame received."""
+    replay = replayable(tmp_path, "web.pcap")
+    truth = ground_truth(replay)
+    done = capture_replay(netns, tmp_path, replay, stop, 0.0)
+    received, kernel_drops, metered, decoded = done.summary()
+    assert (received, kernel_drops, metered, decoded) == (
+        truth.frames, 0, truth.frames, truth.ip_packets
+    )  # fmt: skip
+    totals = nfdump_totals(done.flows_dir)
+    assert (totals["Packets"], totals["Bytes"]) == (truth.ip_packets, truth.ip_octets)
+
+
+@pytest.mark.parametrize("name", ["no-such-iface0", "web.pcap"])
+def test_not_an_interface_is_a_usage_error(tmp_path: Path, name: str) -> None:
+    """A name that is not a network interface (even an existing capture file) exits 2 with one line."""
+    shutil.copy(REPO / "samples" / "web.pcap", tmp_path / "web.pcap")
+    done = subprocess.run(
+        [str(SPANFLOW), "capture", "-i", name, "-c", "127.0.0.1:2055"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"spanflow: error: {name}: ")
