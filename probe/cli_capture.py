@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import signal
 import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,10 +20,11 @@ from cache.records import RecordTable
 from exporter.flowfile import FlowFileWriter
 from probe import cli_options as o
 from probe.cli_export import DEFAULT_PACE, ExportFormat, ExportOptions, fan_out, open_session
+from probe.config_file import load_defaults
 from probe.endpoints import parse_endpoint
 from probe.errors import ConfigError, SpanflowError
 from probe.live import CaptureStats, LiveCapture, LiveConfig
-from probe.live_meter import meter_live
+from probe.live_meter import meter_live, warm_up
 from probe.meter import Counters, end_reason_counts
 from probe.sampling import SamplingConfig, SamplingMode
 
@@ -41,6 +45,17 @@ def exclude_exports(bpf_filter: str, collectors: list[str]) -> str:
 
 def capture(
     interface: Annotated[str, typer.Option("--interface", "-i", help="Interface to capture on.")],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file of option defaults (keys are option names); flags win.",
+            callback=load_defaults,
+            is_eager=True,
+        ),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="Drop root to this user once the capture is open.")
+    ] = None,
     bpf_filter: Annotated[
         str,
         typer.Option(
@@ -108,6 +123,9 @@ def capture(
                 sinks.append(writer.write)
             source = LiveCapture(live)
             stack.callback(source.close)
+            warm_up(cache)
+            if user is not None:
+                drop_privileges(user)
             if not quiet:
                 typer.echo(f"spanflow: capturing on {interface}", err=True)
             ticker = StatsTicker(stats_interval)
@@ -130,6 +148,20 @@ def capture(
         typer.echo(f"spanflow: error: {problem}", err=True)
     if errors:
         raise typer.Exit(1)
+
+
+def drop_privileges(user: str) -> None:
+    """Become ``user`` (its uid, primary gid, no supplementary groups); root needed."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError as exc:
+        raise ConfigError(f"--user: no such user {user!r}") from exc
+    try:
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+    except PermissionError as exc:
+        raise ConfigError(f"--user {user}: dropping privileges needs root") from exc
 
 
 class StatsTicker:

@@ -1,0 +1,80 @@
+"""`spanflow capture` options that need no traffic: config files, the export exclusion, --user."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from probe.cli import app
+from probe.cli_capture import exclude_exports
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def capture(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["capture", *args])
+    assert "Traceback" not in result.output + result.stderr
+    return result.exit_code, result.stderr
+
+
+class TestConfigFile:
+    def test_file_supplies_options(self, tmp_path: Path) -> None:
+        """Keys of the TOML file act as options: the interface comes from the file."""
+        config = tmp_path / "probe.toml"
+        config.write_text('interface = "nosuch7"\ncollector = ["127.0.0.1:2055"]\nmax-flows = 10\n')
+        code, err = capture("--config", str(config))
+        assert code == 2
+        assert err.strip() == "spanflow: error: nosuch7: no such network interface"
+
+    def test_flags_win_over_the_file(self, tmp_path: Path) -> None:
+        """A flag on the command line overrides the same key in the file."""
+        config = tmp_path / "probe.toml"
+        config.write_text('interface = "nosuch7"\ncollector = ["127.0.0.1:2055"]\n')
+        code, err = capture("--config", str(config), "-i", "other9")
+        assert code == 2
+        assert "other9: no such network interface" in err
+
+    def test_unknown_key_is_a_usage_error(self, tmp_path: Path) -> None:
+        """A key that is no option is refused, naming the key."""
+        config = tmp_path / "probe.toml"
+        config.write_text('interface = "lo"\nmax_flow = 10\n')
+        code, err = capture("--config", str(config))
+        assert code == 2
+        assert "unknown setting 'max_flow'" in err
+
+    def test_shipped_example_is_valid(self) -> None:
+        """samples/spanflow.toml uses only real option names (it fails only on its interface)."""
+        code, err = capture("--config", str(SAMPLES / "spanflow.toml"), "-i", "nosuch8")
+        assert code == 2
+        assert err.strip() == "spanflow: error: nosuch8: no such network interface"
+
+
+class TestExportExclusion:
+    def test_own_datagrams_are_filtered_out(self) -> None:
+        """Each collector adds a clause that drops the probe's datagrams to it."""
+        assert exclude_exports("tcp", ["127.0.0.1:2055", "[::1]:9995"]) == (
+            "(tcp) and not ((udp and dst host 127.0.0.1 and dst port 2055) or "
+            "(udp and dst host ::1 and dst port 9995))"
+        )
+
+    def test_no_collector_keeps_the_filter(self) -> None:
+        """Without collectors the user's filter is used as given."""
+        assert exclude_exports("vlan", []) == "vlan"
+
+
+def test_nowhere_to_send_is_a_usage_error() -> None:
+    """Capturing with no collector, pcap or flow file is refused before opening anything."""
+    code, err = capture("-i", "lo")
+    assert code == 2
+    assert "nowhere to send flows" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="opening a capture on lo needs root")
+def test_unknown_user_is_refused_after_open(tmp_path: Path) -> None:
+    """--user with a name the system does not know stops with a usage error."""
+    code, err = capture("-i", "lo", "-o", str(tmp_path / "f.csv"), "--user", "no-such-user-x", "-q")
+    assert code == 2
+    assert "no such user 'no-such-user-x'" in err
