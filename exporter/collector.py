@@ -29,6 +29,7 @@ class CollectorStats:
     records: int = 0
     sequence_gaps: int = 0  # datagrams whose sequence number was not the one expected
     lost_estimate: int = 0  # units of the version's sequence (v5/IPFIX records, v9 datagrams)
+    unknown_template_sets: int = 0  # data sets skipped because their template was not seen
     first_error: str = ""
     sampling: dict[tuple[object, int, int], int] = field(default_factory=dict)
 
@@ -53,6 +54,7 @@ class Collector:
             self.stats.bad_datagrams += 1
             self.stats.first_error = self.stats.first_error or str(exc)
             return RecordTable.empty(0)
+        self.stats.unknown_template_sets += decoded.skipped_sets
         stream = (sender, decoded.version, _domain(decoded))
         self._check_sequence(stream, decoded)
         if decoded.sampling is not None:

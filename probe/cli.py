@@ -28,6 +28,7 @@ from probe.cli_export import (
     ExportOptions,
     decoded_back,
     fan_out,
+    make_exporter,
     open_session,
 )
 from probe.cli_sampling import bench_sampling
@@ -118,17 +119,18 @@ def convert(
             sinks: list[Callable[[RecordTable], None]] = []
             on_clock = None
             memory = None
+            make_exporter(export, sampling_config)  # every export option checked before any output
+            if export.wants_export or flows_out is None:
+                session, memory = open_session(export, sampling_config)
+                stack.callback(session.close)
+                sinks.append(session)
+                on_clock = session.set_clock
             if flows_out is not None:
                 writer = FlowFileWriter(flows_out, sys.stdout.buffer)
                 stack.callback(writer.close)
                 background = BackgroundWriter(writer.write)
                 stack.callback(background.close)
                 sinks.append(background.write)
-            if export.wants_export or flows_out is None:
-                session, memory = open_session(export, sampling_config)
-                stack.callback(session.close)
-                sinks.append(session)
-                on_clock = session.set_clock
             counters = _run(files, config, sampling_config, fan_out(sinks), quiet, on_clock)
             if memory is not None:
                 _print_table(decoded_back(memory))

@@ -111,6 +111,13 @@ def collect(
         )
 
 
+def _sender(sender: object) -> str:
+    if isinstance(sender, tuple) and len(sender) == 2:
+        host, port = sender
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(sender)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cache.records import RecordTable
-from exporter import EXPORTERS, ExportConfig, SamplingAlgorithm
+from exporter import EXPORTERS, ExportConfig, Exporter, SamplingAlgorithm
 from exporter.collector import Collector
 from exporter.session import ExportSession
 from exporter.sinks import MemorySink, PcapSink, Sink, UdpSink
@@ -54,16 +54,8 @@ def open_session(
 
     Raises ConfigError (bad address, MTU, sampling interval for v5) before any work.
     """
+    exporter = make_exporter(options, sampling, boot_ns)
     endpoints: list[Endpoint] = [parse_endpoint(text) for text in options.collectors]
-    config = ExportConfig(
-        source_id=options.source_id, engine_type=options.engine_type,
-        engine_id=options.engine_id, mtu=options.mtu,
-        template_refresh_packets=options.template_refresh_packets,
-        template_refresh_seconds=options.template_refresh_seconds,
-        sampling_interval=sampling.interval,
-        sampling_algorithm=SamplingAlgorithm.for_mode(str(sampling.mode)), boot_ns=boot_ns,
-    )  # fmt: skip
-    exporter = EXPORTERS[options.export_format.version](config)
     sinks: list[Sink] = []
     memory: MemorySink | None = None
     try:
@@ -80,6 +72,24 @@ def open_session(
             sink.close()
         raise
     return ExportSession(exporter, sinks, options.pace), memory
+
+
+def make_exporter(
+    options: ExportOptions, sampling: SamplingConfig, boot_ns: int | None = None
+) -> Exporter:
+    """The encoder for these options; ConfigError for values it cannot honour."""
+    for text in options.collectors:
+        parse_endpoint(text)
+    config = ExportConfig(
+        source_id=options.source_id, engine_type=options.engine_type,
+        engine_id=options.engine_id, mtu=options.mtu,
+        template_refresh_packets=options.template_refresh_packets,
+        template_refresh_seconds=options.template_refresh_seconds,
+        sampling_interval=sampling.interval,
+        sampling_algorithm=SamplingAlgorithm.for_mode(str(sampling.mode)), boot_ns=boot_ns,
+    )  # fmt: skip
+    exporter: Exporter = EXPORTERS[options.export_format.version](config)
+    return exporter
 
 
 def decoded_back(memory: MemorySink) -> RecordTable:
