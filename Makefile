@@ -28,7 +28,7 @@ debs:
 	fi
 
 demo: setup
-	$(VENV)/bin/spanflow convert samples/web.pcap
+	$(VENV)/bin/spanflow convert samples/web.pcap --format ipfix
 
 lint: setup
 	$(VENV)/bin/ruff check probe cache exporter tests samples
