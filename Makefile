@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBS := libpcap-dev softflowd nfdump tshark tcpreplay
+DEBS := libpcap-dev softflowd nfdump tshark tcpreplay pmacct iproute2
 
 .PHONY: demo test lint bench setup debs clean
 
