@@ -6,6 +6,7 @@ import logging
 import os
 import pwd
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -118,7 +119,7 @@ def capture(
             stack.callback(session.close)
             sinks: list[Callable[[RecordTable], None]] = [session] if export.wants_export else []
             if flows_out is not None:
-                writer = FlowFileWriter(flows_out)
+                writer = FlowFileWriter(flows_out, sys.stdout.buffer)
                 stack.callback(writer.close)
                 sinks.append(writer.write)
             source = LiveCapture(live)
