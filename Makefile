@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS := libpcap-dev softflowd nfdump tshark tcpreplay pmacct iproute2
 
-.PHONY: demo test lint bench setup debs clean
+.PHONY: demo test lint bench bench-live setup debs clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,9 @@ test: lint
 
 bench: setup
 	$(PY) tests/bench/run_bench.py
+
+bench-live: setup
+	$(PY) tests/bench/run_bench_live.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache
