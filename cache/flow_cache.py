@@ -26,13 +26,16 @@ class FlowCache:
     ``flows`` is the pool (``kernel.FLOW_SLOT`` rows, one per possible open
     record): a free slot has ``packets == 0``; an open one has
     ``first_ns <= last_ns``, ``packets >= 1`` and sits in both the hash table and
-    the LRU list. ``table`` (int32, ``-1`` empty) maps hashes to pool slots.
+    the LRU list. ``lru`` (int32, ``max_flows x 2``) holds each record's
+    previous and next record in update order. ``table`` (int64, ``-1`` empty,
+    else hash tag and pool slot; see ``kernel``) maps hashes to pool slots.
     """
 
     def __init__(self, config: CacheConfig) -> None:
         self.config = config
         self.flows = np.zeros(config.max_flows, kernel.FLOW_SLOT)
-        self.table = np.full(_table_size(config.max_flows), kernel.NO_SLOT, np.int32)
+        self.lru = np.full((config.max_flows, 2), kernel.NO_SLOT, np.int32)
+        self.table = np.full(_table_size(config.max_flows), kernel.NO_SLOT, np.int64)
         self.free = np.arange(config.max_flows - 1, -1, -1, dtype=np.int32)
         self.state = np.array(
             [kernel.NO_SLOT, kernel.NO_SLOT, 0, config.max_flows, kernel.CLOCK_START], np.int64
@@ -49,7 +52,8 @@ class FlowCache:
     @property
     def state_bytes_per_flow(self) -> float:
         """Bytes of cache state per record the cache can hold."""
-        total = self.flows.nbytes + self.table.nbytes + self.free.nbytes + self.state.nbytes
+        arrays = (self.flows, self.lru, self.table, self.free, self.state)
+        total = sum(array.nbytes for array in arrays)
         return total / self.config.max_flows
 
     def _out(self, rows: int) -> np.ndarray:
@@ -63,7 +67,7 @@ class FlowCache:
         """Meter ``packets`` in order; return the records they ended."""
         out = self._out(self.open_flows + len(packets))
         n_out = kernel.meter_packets(
-            self.flows, self.table, self.free, self.state, out,
+            self.flows, self.lru, self.table, self.free, self.state, out,
             packets.ts_ns, packets.version, packets.src_hi, packets.src_lo,
             packets.dst_hi, packets.dst_lo, packets.sport, packets.dport,
             packets.proto, packets.tos, packets.tcp_flags, packets.ip_len,
@@ -77,7 +81,7 @@ class FlowCache:
         self.state[kernel.CLOCK] = max(self.clock_ns, clock_ns)
         out = self._out(self.open_flows)
         n_out = kernel.expire_idle(
-            self.flows, self.table, self.free, self.state, out, 0, self.config.inactive_ns
+            self.flows, self.lru, self.table, self.free, self.state, out, 0, self.config.inactive_ns
         )
         return self._records(out, n_out)
 
@@ -85,6 +89,6 @@ class FlowCache:
         """End every open record (end of input or shutdown)."""
         out = self._out(self.open_flows)
         n_out = kernel.flush_all(
-            self.flows, self.table, self.free, self.state, out, int(EndReason.FORCED)
+            self.flows, self.lru, self.table, self.free, self.state, out, int(EndReason.FORCED)
         )
         return self._records(out, n_out)

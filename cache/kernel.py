@@ -2,11 +2,24 @@
 
 Algorithm. Open records live in a pool of ``max_flows`` slots (``FLOW_SLOT``
 rows). An open-addressing table (linear probing, power-of-two size at least
-twice the pool, ``-1`` = empty, deletion by backward shift so there are no
-tombstones) maps a key hash to its pool slot; the full key is compared on
-every hit, so a hash collision can never merge two flows. A doubly linked list
-through ``lru_prev``/``lru_next`` keeps the pool in update order: the head is
-the least recently updated record, the tail the most recent.
+twice the pool, deletion by backward shift so there are no tombstones) maps a
+key hash to its pool slot. A table entry is an int64: ``-1`` when empty, else
+``(hash & TAG_MASK) << 32 | pool slot``; the tag bits let a probe skip other
+flows and let deletion find an entry's home slot without reading the pool. On a
+tag match the full key is compared, so a hash collision can never merge two
+flows. A doubly linked list through ``lru`` (int32, ``max_flows x 2``: column
+``PREV`` and ``NEXT``, ``-1`` = none; kept apart from the pool rows so moving a
+record touches no other record's row) keeps the open records in update order:
+the head is the least recently updated record, the tail the most recent.
+``FLOW_SLOT`` rows hold the key, its full ``hash``, first/last packet time,
+packets (0 = free slot), octets and OR of TCP flags; ``free`` (int32) is a stack
+of free pool slots. Pool slots stay below 2**31 and table masks below
+``TAG_MASK``, so an entry's tag holds its home slot.
+
+Speed. A batch's key hashes are computed first; while metering packet ``p`` the
+kernel prefetches the table slot of packet ``p + 2 * PREFETCH_AHEAD`` and the
+pool row of packet ``p + PREFETCH_AHEAD``. Prefetches are hints only: no
+result depends on them.
 
 For each packet, in order: the clock moves to the packet's time if that is
 later; records at the head whose ``last + inactive < clock`` end (idle); then
@@ -18,8 +31,13 @@ ends the head (cache full). Ended records are appended to ``out``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numba import njit
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import njit, types
+from numba.core import config as numba_config
+from numba.extending import intrinsic
 
 FLOW_SLOT = np.dtype(
     [
@@ -33,8 +51,6 @@ FLOW_SLOT = np.dtype(
         ("packets", np.uint64),
         ("octets", np.uint64),
         ("ifindex", np.uint32),
-        ("lru_prev", np.int32),
-        ("lru_next", np.int32),
         ("sport", np.uint16),
         ("dport", np.uint16),
         ("vlan", np.uint16),
@@ -47,7 +63,10 @@ FLOW_SLOT = np.dtype(
 
 HEAD, TAIL, N_OPEN, FREE_TOP, CLOCK = 0, 1, 2, 3, 4
 STATE_SIZE = 5
+PREV, NEXT = 0, 1
 NO_SLOT = -1
+TAG_MASK = np.uint64(0x7FFFFFFF)  # hash bits kept in a table entry; covers any table mask
+_IDX_MASK = np.int64(0xFFFFFFFF)
 CLOCK_START = np.iinfo(np.int64).min // 2  # below any packet time, safe to add timeouts to
 
 IDLE, ACTIVE, END_OF_FLOW, FORCED, CACHE_FULL = 1, 2, 3, 4, 5
@@ -57,6 +76,37 @@ FIN_OR_RST = 0x01 | 0x04
 _MIX = np.uint64(0xFF51AFD7ED558CCD)
 _SEED = np.uint64(0x9E3779B97F4A7C15)
 _S32 = np.uint64(32)
+
+
+PREFETCH_AHEAD = 8  # packets between prefetching a table slot and its pool row and using them
+
+
+def _prefetch_typer(typingctx, array, index):  # type: ignore[no-untyped-def]
+    """Hint the CPU to start loading ``array[index]`` (no effect on results; any index is safe)."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        byte_ptr = ir.IntType(8).as_pointer()
+        int32 = ir.IntType(32)
+        hint = builder.module.declare_intrinsic(
+            "llvm.prefetch", fnty=ir.FunctionType(ir.VoidType(), [byte_ptr, int32, int32, int32])
+        )
+        address = builder.bitcast(builder.gep(data, [args[1]]), byte_ptr)
+        # read access, high temporal locality, data cache
+        builder.call(hint, [address, int32(0), int32(3), int32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+def _no_prefetch(array: Any, index: Any) -> None:
+    """Uncompiled kernels (NUMBA_DISABLE_JIT=1, for debugging) have nothing to prefetch."""
+
+
+# Called as _prefetch(array, index) in kernels: a hint only, no result depends on it.
+_prefetch: Any = (
+    _no_prefetch if getattr(numba_config, "DISABLE_JIT", 0) else intrinsic(_prefetch_typer)
+)
 
 
 @njit(cache=True, inline="always")
@@ -79,66 +129,72 @@ def key_hash(version, src_hi, src_lo, dst_hi, dst_lo, sport, dport, proto, tos, 
     return _mix(h, where)
 
 
+@njit(cache=True, inline="always")
+def _entry(h, idx):  # type: ignore[no-untyped-def]
+    return (np.int64(h & TAG_MASK) << np.int64(32)) | np.int64(idx)
+
+
 @njit(cache=True, nogil=True)
 def _find_slot_of(table, flows, idx):  # type: ignore[no-untyped-def]
-    mask = np.uint64(len(table) - 1)
-    slot = np.int64(flows[idx]["hash"] & mask)
-    while table[slot] != idx:
-        slot = (slot + 1) & np.int64(mask)
+    mask = np.int64(len(table) - 1)
+    entry = _entry(flows[idx]["hash"], idx)
+    slot = np.int64(flows[idx]["hash"] & np.uint64(mask))
+    while table[slot] != entry:
+        slot = (slot + 1) & mask
     return slot
 
 
 @njit(cache=True, nogil=True)
-def _table_delete(table, flows, slot):  # type: ignore[no-untyped-def]
+def _table_delete(table, slot):  # type: ignore[no-untyped-def]
     """Backward-shift deletion: later entries of the probe run move up."""
     mask = np.int64(len(table) - 1)
     hole = slot
     j = slot
     while True:
         j = (j + 1) & mask
-        idx = table[j]
-        if idx < 0:
+        entry = table[j]
+        if entry < 0:
             break
-        home = np.int64(flows[idx]["hash"] & np.uint64(mask))
+        home = (entry >> np.int64(32)) & mask
         # The entry at j may fill the hole unless its home lies cyclically in (hole, j].
         if hole <= j:
             stays = hole < home <= j
         else:
             stays = home > hole or home <= j
         if not stays:
-            table[hole] = idx
+            table[hole] = entry
             hole = j
     table[hole] = NO_SLOT
 
 
 @njit(cache=True, nogil=True)
-def _lru_unlink(flows, state, idx):  # type: ignore[no-untyped-def]
-    prev = flows[idx]["lru_prev"]
-    nxt = flows[idx]["lru_next"]
+def _lru_unlink(lru, state, idx):  # type: ignore[no-untyped-def]
+    prev = lru[idx, PREV]
+    nxt = lru[idx, NEXT]
     if prev >= 0:
-        flows[prev]["lru_next"] = nxt
+        lru[prev, NEXT] = nxt
     else:
         state[HEAD] = nxt
     if nxt >= 0:
-        flows[nxt]["lru_prev"] = prev
+        lru[nxt, PREV] = prev
     else:
         state[TAIL] = prev
 
 
 @njit(cache=True, nogil=True)
-def _lru_append(flows, state, idx):  # type: ignore[no-untyped-def]
+def _lru_append(lru, state, idx):  # type: ignore[no-untyped-def]
     tail = state[TAIL]
-    flows[idx]["lru_prev"] = tail
-    flows[idx]["lru_next"] = NO_SLOT
+    lru[idx, PREV] = tail
+    lru[idx, NEXT] = NO_SLOT
     if tail >= 0:
-        flows[tail]["lru_next"] = idx
+        lru[tail, NEXT] = idx
     else:
         state[HEAD] = idx
     state[TAIL] = idx
 
 
 @njit(cache=True, nogil=True)
-def _end_record(flows, table, free, state, out, n_out, idx, reason):  # type: ignore[no-untyped-def]
+def _end_record(flows, lru, table, free, state, out, n_out, idx, reason):  # type: ignore[no-untyped-def]
     """Append record ``idx`` to ``out`` and free its slot; return the new out count."""
     f = flows[idx]
     o = out[n_out]
@@ -159,8 +215,8 @@ def _end_record(flows, table, free, state, out, n_out, idx, reason):  # type: ig
     o["octets"] = f["octets"]
     o["tcp_flags"] = f["tcp_flags"]
     o["end_reason"] = reason
-    _table_delete(table, flows, _find_slot_of(table, flows, idx))
-    _lru_unlink(flows, state, idx)
+    _table_delete(table, _find_slot_of(table, flows, idx))
+    _lru_unlink(lru, state, idx)
     f["packets"] = 0
     free[state[FREE_TOP]] = idx
     state[FREE_TOP] += 1
@@ -169,26 +225,27 @@ def _end_record(flows, table, free, state, out, n_out, idx, reason):  # type: ig
 
 
 @njit(cache=True, nogil=True)
-def expire_idle(flows, table, free, state, out, n_out, inactive_ns):  # type: ignore[no-untyped-def]
+def expire_idle(flows, lru, table, free, state, out, n_out, inactive_ns):  # type: ignore[no-untyped-def]
     """End records at the LRU head whose last packet is over ``inactive_ns`` behind the clock."""
     clock = state[CLOCK]
     while state[HEAD] >= 0 and flows[state[HEAD]]["last_ns"] + inactive_ns < clock:
-        n_out = _end_record(flows, table, free, state, out, n_out, state[HEAD], IDLE)
+        n_out = _end_record(flows, lru, table, free, state, out, n_out, state[HEAD], IDLE)
     return n_out
 
 
 @njit(cache=True, nogil=True)
-def flush_all(flows, table, free, state, out, reason):  # type: ignore[no-untyped-def]
+def flush_all(flows, lru, table, free, state, out, reason):  # type: ignore[no-untyped-def]
     """End every open record, least recently updated first."""
     n_out = 0
     while state[HEAD] >= 0:
-        n_out = _end_record(flows, table, free, state, out, n_out, state[HEAD], reason)
+        n_out = _end_record(flows, lru, table, free, state, out, n_out, state[HEAD], reason)
     return n_out
 
 
 @njit(cache=True, nogil=True)
 def meter_packets(  # type: ignore[no-untyped-def]
     flows,
+    lru,
     table,
     free,
     state,
@@ -215,15 +272,11 @@ def meter_packets(  # type: ignore[no-untyped-def]
     mask = np.int64(len(table) - 1)
     capacity = len(flows)
     n_out = 0
-    for p in range(len(ts_ns)):
-        t = ts_ns[p]
-        if t > state[CLOCK]:
-            state[CLOCK] = t
-        n_out = expire_idle(flows, table, free, state, out, n_out, inactive_ns)
-        if version[p] == 0:
-            continue
+    n = len(ts_ns)
+    hashes = np.empty(n, np.uint64)
+    for p in range(n):
         key_vlan_id = vlan[p] if key_vlan else np.uint16(0)
-        h = key_hash(
+        hashes[p] = key_hash(
             version[p],
             src_hi[p],
             src_lo[p],
@@ -236,36 +289,61 @@ def meter_packets(  # type: ignore[no-untyped-def]
             ifindex[p],
             key_vlan_id,
         )
+    for p in range(n):
+        # Table slots are prefetched two steps ahead, then the pool rows they point at.
+        if p + 2 * PREFETCH_AHEAD < n:
+            _prefetch(table, np.int64(hashes[p + 2 * PREFETCH_AHEAD] & np.uint64(mask)))
+        if p + PREFETCH_AHEAD < n:
+            entry = table[np.int64(hashes[p + PREFETCH_AHEAD] & np.uint64(mask))]
+            if entry >= 0:
+                _prefetch(flows, entry & _IDX_MASK)
+                _prefetch(flows, (entry & _IDX_MASK) + 1)  # the row's last cache line
+        t = ts_ns[p]
+        if t > state[CLOCK]:
+            state[CLOCK] = t
+        head = state[HEAD]
+        if head >= 0 and flows[head]["last_ns"] + inactive_ns < state[CLOCK]:
+            n_out = expire_idle(flows, lru, table, free, state, out, n_out, inactive_ns)
+        if version[p] == 0:
+            continue
+        h = hashes[p]
+        tag = np.int64(h & TAG_MASK)
         slot = np.int64(h & np.uint64(mask))
         idx = NO_SLOT
         while table[slot] >= 0:
-            f = flows[table[slot]]
-            if (
-                f["hash"] == h
-                and f["src_lo"] == src_lo[p]
-                and f["dst_lo"] == dst_lo[p]
-                and f["sport"] == sport[p]
-                and f["dport"] == dport[p]
-                and f["src_hi"] == src_hi[p]
-                and f["dst_hi"] == dst_hi[p]
-                and f["proto"] == proto[p]
-                and f["tos"] == tos[p]
-                and f["version"] == version[p]
-                and f["ifindex"] == ifindex[p]
-                and (not key_vlan or f["vlan"] == vlan[p])
-            ):
-                idx = table[slot]
-                break
+            entry = table[slot]
+            if entry >> np.int64(32) == tag:
+                f = flows[entry & _IDX_MASK]
+                if (
+                    f["hash"] == h
+                    and f["src_lo"] == src_lo[p]
+                    and f["dst_lo"] == dst_lo[p]
+                    and f["sport"] == sport[p]
+                    and f["dport"] == dport[p]
+                    and f["src_hi"] == src_hi[p]
+                    and f["dst_hi"] == dst_hi[p]
+                    and f["proto"] == proto[p]
+                    and f["tos"] == tos[p]
+                    and f["version"] == version[p]
+                    and f["ifindex"] == ifindex[p]
+                    and (not key_vlan or f["vlan"] == vlan[p])
+                ):
+                    idx = entry & _IDX_MASK
+                    break
             slot = (slot + 1) & mask
+        # No match: ``slot`` is the first empty slot of the probe run, valid until a deletion.
+        table_changed = False
         if idx >= 0:
             gap_ns = t - flows[idx]["last_ns"]
             age_ns = t - flows[idx]["first_ns"]
             if gap_ns > inactive_ns:  # rule 2
-                n_out = _end_record(flows, table, free, state, out, n_out, idx, IDLE)
+                n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, IDLE)
                 idx = NO_SLOT
+                table_changed = True
             elif age_ns > active_ns:  # rule 3
-                n_out = _end_record(flows, table, free, state, out, n_out, idx, ACTIVE)
+                n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, ACTIVE)
                 idx = NO_SLOT
+                table_changed = True
         if idx >= 0:  # rule 4
             f = flows[idx]
             if t > f["last_ns"]:
@@ -275,19 +353,24 @@ def meter_packets(  # type: ignore[no-untyped-def]
             f["packets"] += np.uint64(1)
             f["octets"] += np.uint64(ip_len[p])
             f["tcp_flags"] |= tcp_flags[p]
-            _lru_unlink(flows, state, idx)
-            _lru_append(flows, state, idx)
+            if state[TAIL] != idx:
+                _lru_unlink(lru, state, idx)
+                _lru_append(lru, state, idx)
         else:  # rule 1
             if state[N_OPEN] >= capacity:
-                n_out = _end_record(flows, table, free, state, out, n_out, state[HEAD], CACHE_FULL)
-            # Deletions may have shifted the probe run: find the first empty slot again.
-            slot = np.int64(h & np.uint64(mask))
-            while table[slot] >= 0:
-                slot = (slot + 1) & mask
+                n_out = _end_record(
+                    flows, lru, table, free, state, out, n_out, state[HEAD], CACHE_FULL
+                )
+                table_changed = True
+            if table_changed:
+                # Deletions may have shifted the probe run: find the first empty slot again.
+                slot = np.int64(h & np.uint64(mask))
+                while table[slot] >= 0:
+                    slot = (slot + 1) & mask
             state[FREE_TOP] -= 1
             idx = free[state[FREE_TOP]]
             state[N_OPEN] += 1
-            table[slot] = idx
+            table[slot] = _entry(h, idx)
             f = flows[idx]
             f["hash"] = h
             f["version"] = version[p]
@@ -306,7 +389,7 @@ def meter_packets(  # type: ignore[no-untyped-def]
             f["packets"] = 1
             f["octets"] = ip_len[p]
             f["tcp_flags"] = tcp_flags[p]
-            _lru_append(flows, state, idx)
+            _lru_append(lru, state, idx)
         if proto[p] == TCP and (tcp_flags[p] & FIN_OR_RST) != 0:  # rule 5
-            n_out = _end_record(flows, table, free, state, out, n_out, idx, END_OF_FLOW)
+            n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, END_OF_FLOW)
     return n_out
