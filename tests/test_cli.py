@@ -10,9 +10,7 @@ from pathlib import Path
 
 import dpkt
 import pytest
-from typer.testing import CliRunner, Result
 
-from probe.cli import app
 from tests.captures import (
     ETHERNET,
     FlowKey,
@@ -24,22 +22,10 @@ from tests.captures import (
     pcap_record_starts,
     traffic,
 )
+from tests.cli_runs import convert as run
+from tests.cli_runs import stderr_lines
 
 HEADER = "first_ns,last_ns,src,dst,sport,dport,proto,tos,tcp_flags,packets,octets,end_reason,ifindex,vlan"
-COMPILE_NOTE = "spanflow: compiling the packet kernels"
-
-
-def run(*args: str | Path) -> Result:
-    """Invoke ``spanflow convert``; no run may end in an unexpected exception or print a traceback."""
-    result = CliRunner().invoke(app, ["convert", *map(str, args)])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
-
-
-def stderr_lines(result: Result) -> list[str]:
-    """stderr without the note printed when the kernels take long to compile on first use."""
-    return [line for line in result.stderr.splitlines() if not line.startswith(COMPILE_NOTE)]
 
 
 def write_traffic(tmp_path: Path, packets: list[Packet], cut: int | None = None) -> Path:

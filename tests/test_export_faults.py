@@ -11,28 +11,14 @@ from pathlib import Path
 
 import dpkt
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from probe.cli import app
+from tests.cli_runs import convert, stderr_lines
 
 WEB = Path(__file__).resolve().parent.parent / "samples" / "web.pcap"
-COMPILE_NOTE = "spanflow: compiling the packet kernels"
 DEADLINE_S = 10.0
 WEB_RECORDS = 48  # samples/README.md: web.pcap gives 48 records with the default timeouts
 EXPORTED = re.compile(r"^spanflow: exported (\d+) records in (\d+) datagrams$")
-
-
-def convert(*args: str | Path) -> Result:
-    """Run ``spanflow convert``; no run may end in an exception or print a traceback."""
-    result = CliRunner().invoke(app, ["convert", *map(str, args)])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
-
-
-def stderr_lines(result: Result) -> list[str]:
-    """stderr without the note printed when the kernels take long to compile on first use."""
-    return [line for line in result.stderr.splitlines() if not line.startswith(COMPILE_NOTE)]
 
 
 def error_lines(result: Result) -> list[str]:
