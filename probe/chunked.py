@@ -81,3 +81,7 @@ class ChunkedInput:
         while self.unread < size and self.fill(size):
             pass
         return self.buf[self.start : self.start + min(size, self.unread)].tobytes()
+
+    def consumed(self, pos: int) -> None:
+        """Everything before ``pos`` has been decoded: the next fill may reuse its room."""
+        self.start = pos

@@ -36,6 +36,7 @@ from probe.errors import ConfigError, SpanflowError
 from probe.meter import ClockHook, Counters, end_reason_counts, meter_captures
 from probe.reasons import DecodeReason
 from probe.sampling import SamplingConfig, SamplingMode
+from probe.warmup import load_kernels
 
 app = typer.Typer(
     name="spanflow",
@@ -112,7 +113,8 @@ def convert(
     for path in files:
         if path != "-" and not Path(path).is_file():
             raise fail(f"{path}: no such file", EXIT_DAMAGED)
-    started = time.perf_counter()
+    _load_kernels(config, quiet)
+    started = time.perf_counter()  # the summary's rate is the metering's own, start-up excluded
     send_errors: list[str] = []
     try:
         with ExitStack() as stack:
@@ -156,6 +158,17 @@ def note_export(session: ExportSession, quiet: bool) -> None:
         note(f"exported {stats.records} records in {stats.datagrams} datagrams")
 
 
+def _load_kernels(config: CacheConfig, quiet: bool) -> None:
+    """Load the compiled kernels, saying so when that takes long (a first run compiles them)."""
+    compiling = threading.Timer(COMPILE_NOTE_AFTER_S, note, [COMPILE_NOTE])
+    if not quiet:
+        compiling.start()
+    try:
+        load_kernels(config)
+    finally:
+        compiling.cancel()
+
+
 def _run(
     files: list[str],
     config: CacheConfig,
@@ -165,30 +178,20 @@ def _run(
     on_clock: ClockHook | None = None,
 ) -> Counters:
     total = sum(os.path.getsize(f) for f in files if f != "-")
-    compiling = threading.Timer(COMPILE_NOTE_AFTER_S, note, [COMPILE_NOTE])
-    if not quiet:
-        compiling.start()
-    try:
-        if quiet or not sys.stderr.isatty() or total < PROGRESS_MIN_BYTES:
-            return meter_captures(
-                files, config, sink, on_progress=lambda _: compiling.cancel(),
-                sampling=sampling, on_clock=on_clock,
-            )  # fmt: skip
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    if quiet or not sys.stderr.isatty() or total < PROGRESS_MIN_BYTES:
+        return meter_captures(files, config, sink, sampling=sampling, on_clock=on_clock)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-        columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
-        with Progress(*columns, transient=True) as progress:
-            task = progress.add_task("reading", total=total)
+    columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("reading", total=total)
 
-            def advance(done: int) -> None:
-                compiling.cancel()
-                progress.update(task, completed=done)
+        def advance(done: int) -> None:
+            progress.update(task, completed=done)
 
-            return meter_captures(
-                files, config, sink, on_progress=advance, sampling=sampling, on_clock=on_clock
-            )
-    finally:
-        compiling.cancel()
+        return meter_captures(
+            files, config, sink, on_progress=advance, sampling=sampling, on_clock=on_clock
+        )
 
 
 def _print_table(records: RecordTable) -> None:

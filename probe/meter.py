@@ -18,6 +18,7 @@ from cache.flow_cache import FlowCache
 from cache.records import EndReason, RecordTable
 from probe.decode import count_reasons, decode
 from probe.packets import PacketTable
+from probe.readahead import ReadAhead
 from probe.readers import DEFAULT_BATCH_FRAMES
 from probe.reasons import DecodeReason
 from probe.sampling import Sampler, SamplingConfig, make_sampler
@@ -99,19 +100,25 @@ def meter_captures(
                 counters.add_records(records)
                 on_records(records)
 
+        def meter(packets: PacketTable) -> None:
+            counters.selected += len(packets)
+            counters.by_reason += count_reasons(packets.reason)
+            ended = cache.update(packets)
+            if len(packets):
+                counters.first_ns = min(counters.first_ns, int(packets.ts_ns.min()))
+            if on_clock is not None and counters.first_ns != NO_TIME:
+                on_clock(counters.first_ns, cache.clock_ns)
+            emit(ended)
+            counters.peak_open_flows = max(counters.peak_open_flows, cache.open_flows)
+            if on_progress is not None:
+                on_progress(sum(c.bytes_read() for c in captures))
+
+        tables = ReadAhead(_sampled_tables(captures, make_sampler(sampling), counters.damage))
         try:
-            for packets in _sampled_tables(captures, make_sampler(sampling), counters):
-                counters.selected += len(packets)
-                counters.by_reason += count_reasons(packets.reason)
-                ended = cache.update(packets)
-                if len(packets):
-                    counters.first_ns = min(counters.first_ns, int(packets.ts_ns.min()))
-                if on_clock is not None and counters.first_ns != NO_TIME:
-                    on_clock(counters.first_ns, cache.clock_ns)
-                emit(ended)
-                counters.peak_open_flows = max(counters.peak_open_flows, cache.open_flows)
-                if on_progress is not None:
-                    on_progress(sum(c.bytes_read() for c in captures))
+            with tables:
+                for observed, packets in tables:
+                    counters.frames += observed
+                    meter(packets)
         except KeyboardInterrupt:
             counters.interrupted = True  # stop reading, but export what was read
         emit(cache.flush())
@@ -123,25 +130,23 @@ def meter_captures(
 
 
 def _sampled_tables(
-    captures: list[Capture], sampler: Sampler, counters: Counters
-) -> Iterator[PacketTable]:
-    """Decoded tables of the frames the sampler keeps, in time order.
+    captures: list[Capture], sampler: Sampler, damage: list[str]
+) -> Iterator[tuple[int, PacketTable]]:
+    """(frames observed, decoded table of the frames the sampler keeps), in time order.
 
     One capture is sampled before decoding (unselected frames cost nothing);
-    several are decoded, merged in time order, then sampled. ``frames`` counts
-    every frame observed, before sampling.
+    several are decoded, merged in time order, then sampled. Runs on the
+    read-ahead thread: it touches nothing the metering thread uses.
     """
     if len(captures) == 1:
-        for frames in frame_batches(captures[0], counters.damage.append):
-            counters.frames += len(frames)
+        for frames in frame_batches(captures[0], damage.append):
             keep = sampler.select(len(frames))
-            yield decode(frames if keep is None else frames.take(keep))
+            yield len(frames), decode(frames if keep is None else frames.take(keep))
         return
-    streams = [decoded_tables(c, counters.damage.append) for c in captures]
+    streams = [decoded_tables(c, damage.append) for c in captures]
     for packets in merge_in_time(streams):
-        counters.frames += len(packets)
         keep = sampler.select(len(packets))
-        yield packets if keep is None else packets.take(keep)
+        yield len(packets), packets if keep is None else packets.take(keep)
 
 
 def end_reason_counts(counters: Counters) -> dict[str, int]:

@@ -18,6 +18,7 @@ from probe.chunked import ChunkedInput
 from probe.errors import InputError
 from probe.kernels import walk
 from probe.linktypes import is_supported, linktype_name
+from probe.mapped import MappedInput
 from probe.packets import FrameBatch
 
 PCAP_MAGIC_US, PCAP_MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
@@ -30,9 +31,11 @@ SHB_BYTES = b"\x0a\x0d\x0d\x0a"
 BYTE_ORDER_BYTES = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 UNKNOWN_LINKTYPE = 0xFFFF  # not in the link table: such frames are counted, not decoded
 
+CaptureBytes = ChunkedInput | MappedInput
+
 
 @dataclass(slots=True)
-class _Scratch:
+class Scratch:
     """Per-frame output arrays the walkers fill, reused from batch to batch."""
 
     offset: npt.NDArray[np.int64]
@@ -43,7 +46,7 @@ class _Scratch:
     iface: npt.NDArray[np.uint32]
 
     @classmethod
-    def allocate(cls, frames: int) -> _Scratch:
+    def allocate(cls, frames: int) -> Scratch:
         return cls(
             np.empty(frames, np.int64),
             np.empty(frames, np.uint32),
@@ -57,10 +60,10 @@ class _Scratch:
 class CaptureReader:
     """Common state: the chunked input, the name for messages, the batch size."""
 
-    def __init__(self, source: ChunkedInput, name: str, batch_frames: int) -> None:
+    def __init__(self, source: CaptureBytes, name: str, batch_frames: int) -> None:
         self.source = source
         self.name = name
-        self.scratch = _Scratch.allocate(batch_frames)
+        self.scratch = Scratch.allocate(batch_frames)
 
     def batches(self) -> Iterator[FrameBatch]:
         raise NotImplementedError
@@ -77,7 +80,7 @@ class CaptureReader:
 class PcapReader(CaptureReader):
     """Classic libpcap files: µs or ns magic, either byte order."""
 
-    def __init__(self, source: ChunkedInput, name: str, batch_frames: int) -> None:
+    def __init__(self, source: CaptureBytes, name: str, batch_frames: int) -> None:
         super().__init__(source, name, batch_frames)
         header = source.take(24)
         if header is None:
@@ -106,6 +109,7 @@ class PcapReader(CaptureReader):
                     src.buf, out.offset[:n], out.caplen[:n], out.wirelen[:n], out.ts[:n],
                     np.full(n, self.linktype, np.uint16), np.zeros(n, np.uint32),
                 )  # fmt: skip
+                src.consumed(pos)
             if status == walk.BAD_RECORD:
                 caplen = int(
                     src.buf[pos + 8 : pos + 12].view(">u4" if self.big_endian else "<u4")[0]
@@ -141,7 +145,7 @@ class _Interface:
 class PcapngReader(CaptureReader):
     """pcapng: several sections and interfaces, per-interface link type and time resolution."""
 
-    def __init__(self, source: ChunkedInput, name: str, batch_frames: int) -> None:
+    def __init__(self, source: CaptureBytes, name: str, batch_frames: int) -> None:
         super().__init__(source, name, batch_frames)
         self.big_endian = False
         self.interfaces: list[_Interface] = []
@@ -158,6 +162,7 @@ class PcapngReader(CaptureReader):
             )  # fmt: skip
             if n:
                 yield self._frames(n)
+                src.consumed(pos)
             if status == walk.BAD_RECORD:
                 raise self._damaged(pos, "damaged pcapng block")
             if status == walk.CONTROL_BLOCK:

@@ -7,6 +7,8 @@ and the others go on.
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -18,15 +20,23 @@ import numpy.typing as npt
 from probe.chunked import ChunkedInput
 from probe.decode import decode
 from probe.errors import InputError
+from probe.mapped import MappedInput
 from probe.packets import FrameBatch, PacketTable
 from probe.prefetch import PrefetchReader, Readable
-from probe.readers import DEFAULT_BATCH_FRAMES, CaptureReader, PcapngReader, PcapReader
+from probe.readers import (
+    DEFAULT_BATCH_FRAMES,
+    CaptureBytes,
+    CaptureReader,
+    PcapngReader,
+    PcapReader,
+)
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
 }  # fmt: skip
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
+MAP_FILES = True  # walk uncompressed regular files in place; else read them in chunks
 
 
 class Capture:
@@ -57,18 +67,24 @@ class Capture:
                 head = _peek(stream, 4)
             except (OSError, EOFError, zlib.error) as exc:
                 raise InputError(f"{self.name}: damaged gzip stream: {exc}") from exc
-        self.prefetch = PrefetchReader(cast(Readable, stream))
-        source = ChunkedInput(self.prefetch, self.name)
         if not head:
             raise InputError(f"{self.name}: empty file, not a capture")
+        self.source: CaptureBytes
+        if stream is self.raw and MAP_FILES and _is_regular(self.raw):
+            self.source = MappedInput(self.raw, self.name)
+        else:
+            self.prefetch = PrefetchReader(cast(Readable, stream))
+            self.source = ChunkedInput(self.prefetch, self.name)
         if head in PCAP_MAGICS:
-            return PcapReader(source, self.name, batch_frames)
+            return PcapReader(self.source, self.name, batch_frames)
         if head == PCAPNG_MAGIC:
-            return PcapngReader(source, self.name, batch_frames)
+            return PcapngReader(self.source, self.name, batch_frames)
         raise InputError(f"{self.name}: not a pcap or pcapng capture (starts with {head.hex()})")
 
     def bytes_read(self) -> int:
         """Position in the raw file (compressed bytes for gzip), for progress."""
+        if isinstance(self.source, MappedInput):
+            return self.source.start
         try:
             return self.raw.tell() if self.raw.seekable() else 0
         except OSError:
@@ -77,8 +93,18 @@ class Capture:
     def close(self) -> None:
         if hasattr(self, "prefetch"):
             self.prefetch.close()
+        source = getattr(self, "source", None)
+        if isinstance(source, MappedInput):
+            source.close()
         if self.raw is not sys.stdin.buffer:
             self.raw.close()
+
+
+def _is_regular(file: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(file.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _peek(stream: BinaryIO, size: int) -> bytes:

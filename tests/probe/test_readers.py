@@ -16,6 +16,7 @@ from cache.config import CacheConfig
 from cache.records import RecordTable
 from probe.chunked import ChunkedInput
 from probe.errors import InputError
+from probe.mapped import RELEASE_BYTES, MappedInput
 from probe.meter import meter_captures
 from probe.packets import FrameBatch
 from probe.prefetch import PrefetchReader
@@ -38,6 +39,7 @@ from tests.captures import (
     Frame,
     GzipEnding,
     Pcapng,
+    ethernet,
     gzip_flushed,
     gzip_members,
     ipv4_udp,
@@ -95,7 +97,9 @@ def write(tmp_path: Path, data: bytes, name: str = "in.pcap") -> Path:
 
 
 def small_buffers(monkeypatch: pytest.MonkeyPatch, chunk_bytes: int, read_bytes: int) -> None:
-    """Make the chunk buffer start at ``chunk_bytes`` and every stream read return at most ``read_bytes``."""
+    """Read files in chunks (not mapped), the chunk buffer starting at ``chunk_bytes`` and every
+    stream read returning at most ``read_bytes``."""
+    monkeypatch.setattr(sources, "MAP_FILES", False)
     monkeypatch.setattr(
         sources, "ChunkedInput", functools.partial(ChunkedInput, chunk_bytes=chunk_bytes)
     )
@@ -110,16 +114,17 @@ def small_buffers(monkeypatch: pytest.MonkeyPatch, chunk_bytes: int, read_bytes:
         (2, 24, 5),
         (3, 40, 7),
         (DEFAULT_BATCH_FRAMES, 64, 4096),
-        (None, None, None),
+        (3, None, None),
+        (DEFAULT_BATCH_FRAMES, None, None),
     ],
-    ids=["b1-c16-r1", "b2-c24-r5", "b3-c40-r7", "c64-r4096", "defaults"],
+    ids=["b1-c16-r1", "b2-c24-r5", "b3-c40-r7", "c64-r4096", "mapped-b3", "defaults"],
 )
 def cuts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Batch size to read with, after shrinking the chunk and read sizes as the parameter says."""
+    """Batch size to read with, after shrinking the chunk and read sizes as the parameter says
+    (no sizes: regular files are mapped, as by default)."""
     batch_frames, chunk_bytes, read_bytes = request.param
-    if chunk_bytes is None:
-        return DEFAULT_BATCH_FRAMES
-    small_buffers(monkeypatch, chunk_bytes, read_bytes)
+    if chunk_bytes is not None:
+        small_buffers(monkeypatch, chunk_bytes, read_bytes)
     return int(batch_frames)
 
 
@@ -611,3 +616,36 @@ class TestMeterOnDamage:
         ip = [p for p in packets[:8] if p.key is not None]
         assert int(records.packets.sum()) == len(ip) == 7
         assert int(records.octets.sum()) == sum(p.octets for p in ip)
+
+
+def mapped_resident_bytes(path: Path) -> int:
+    """Resident bytes of this process's mappings of ``path`` (from /proc/self/smaps)."""
+    resident, in_file = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+            in_file = fields[-1] == str(path)
+        elif in_file and fields[0] == "Rss:":
+            resident += int(fields[1]) * 1024
+    return resident
+
+
+class TestMappedFiles:
+    def test_pages_behind_the_walk_leave_memory(self, tmp_path: Path) -> None:
+        """Walking a 48 MB mapped capture keeps at most two release steps of it resident."""
+        packet = ipv4_udp("198.18.0.1", "198.18.0.2", 1000, 53, b"x" * 1400)
+        frame = Frame(ethernet(packet, 0x0800), T0_NS, 14 + len(packet))
+        record = pcap_record(frame)
+        count = (48 << 20) // len(record)
+        path = write(tmp_path, pcap_header() + record * count)
+        capture = Capture(str(path), 4096)
+        assert isinstance(capture.source, MappedInput)
+        seen, peak = 0, 0
+        try:
+            for batch in capture.reader.batches():
+                seen += len(batch)
+                peak = max(peak, mapped_resident_bytes(path))
+        finally:
+            capture.close()
+        assert seen == count
+        assert 0 < peak <= 2 * RELEASE_BYTES + (4096 * len(record))
