@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS := libpcap-dev softflowd nfdump tshark tcpreplay pmacct iproute2
 
-.PHONY: demo test lint bench bench-live setup debs clean
+.PHONY: demo test lint bench bench-live flood soak setup debs clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,14 @@ bench: setup
 
 bench-live: setup
 	$(PY) tests/bench/run_bench_live.py
+
+# 10,000,000 spoofed-source SYNs through convert: RSS at 1 M / 5 M / 10 M frames, every frame in one record.
+flood: setup
+	$(PY) tests/bench/run_flood.py
+
+# An hour of synthetic traffic compressed in time: RSS flat, open flows within --max-flows, totals exact.
+soak: setup
+	$(PY) tests/bench/run_soak.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache

@@ -23,8 +23,11 @@ class Readable(Protocol):
 class PrefetchReader:
     """A ``Readable`` that serves bytes another thread has already read."""
 
-    def __init__(self, stream: Readable, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, stream: Readable, chunk_bytes: int = CHUNK_BYTES, eager: bool = False):
+        """``eager``: hand over a chunk as soon as a read comes back short (pipes, where
+        data trickles in and records should not wait for a full chunk)."""
         self._stream = stream
+        self._eager = eager
         self._free: queue.Queue[bytearray] = queue.Queue()
         self._filled: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
         for _ in range(RING_BUFFERS):
@@ -44,22 +47,28 @@ class PrefetchReader:
             if self._stop.is_set():
                 return
             view = memoryview(chunk)
-            count = 0
+            count, ended = 0, False
             try:
                 # Small reads: a stream that fails (a damaged gzip member) then loses
                 # only its last read, and everything before it still reaches the meter.
                 while count < len(chunk):
                     got = self._read(view[count : count + READ_BYTES])
                     if not got:
+                        ended = True
                         break
                     count += got
+                    if self._eager and got < READ_BYTES:
+                        break  # the pipe holds no more for now: hand over what came
             except BaseException as exc:  # handed to the reading thread, raised there
                 if count:
                     self._filled.put((chunk, count))
                 self._filled.put(exc)
                 return
-            self._filled.put((chunk, count))
-            if count < len(chunk):
+            if count:
+                self._filled.put((chunk, count))
+            else:
+                self._free.put(chunk)
+            if ended:
                 self._filled.put((bytearray(0), 0))
                 return
 

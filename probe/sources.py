@@ -73,7 +73,9 @@ class Capture:
         if stream is self.raw and MAP_FILES and _is_regular(self.raw):
             self.source = MappedInput(self.raw, self.name)
         else:
-            self.prefetch = PrefetchReader(cast(Readable, stream))
+            self.prefetch = PrefetchReader(
+                cast(Readable, stream), eager=self.raw is sys.stdin.buffer
+            )
             self.source = ChunkedInput(self.prefetch, self.name)
         if head in PCAP_MAGICS:
             return PcapReader(self.source, self.name, batch_frames)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import select
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import dpkt
@@ -250,3 +255,37 @@ class TestErrors:
         assert result.exit_code == 2
         assert "No such option: --no-such-option" in result.stderr
         assert result.stdout == ""
+
+
+class TestStdinPipe:
+    def test_records_ended_by_fin_leave_while_the_pipe_stays_open(self, tmp_path: Path) -> None:
+        """Records that FIN/RST ended come out while stdin is still open: a slow pipe
+        (``tcpdump -w - | spanflow convert -``) is not held until a read chunk fills."""
+        sample = Path(__file__).resolve().parents[1] / "samples" / "web.pcap"
+        spanflow = Path(sys.executable).with_name("spanflow")
+        child = subprocess.Popen(
+            [str(spanflow), "convert", "-", "-o", "-", "-q"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert child.stdin is not None
+        assert child.stdout is not None
+        try:
+            child.stdin.write(sample.read_bytes())
+            child.stdin.flush()
+            received = b""
+            deadline = time.monotonic() + 60.0  # a cold numba cache compiles first
+            while received.count(b"\n") < 2 and time.monotonic() < deadline:
+                ready, _, _ = select.select([child.stdout], [], [], 1.0)
+                if ready:
+                    received += os.read(child.stdout.fileno(), 65536)
+            assert received.startswith(HEADER.encode() + b"\n")
+            assert received.count(b"\n") >= 2, "no record before the end of input"
+        finally:
+            child.stdin.close()
+            try:
+                child.wait(timeout=30)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+                child.stdout.close()
