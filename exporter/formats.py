@@ -3,8 +3,12 @@
 No wire layout lives here (v5.py, v9.py and ipfix.py hold theirs), and nothing
 here knows about expiry. Times follow DESIGN.md "Export":
 
-- sysUptime is milliseconds since ``boot_ns`` modulo 2^32; a FIRST/LAST_SWITCHED
-  is ``(t_ns - boot_ns) // 10**6 mod 2^32``.
+- sysUptime is milliseconds since ``boot_ns`` modulo 2^32, counted on whole
+  milliseconds of the epoch: a FIRST/LAST_SWITCHED is
+  ``(t_ns // 10**6 - boot_ns // 10**6) mod 2^32``. A collector adds it to the
+  boot it derives (header unix ms - header uptime), which is then exactly
+  ``boot_ns // 10**6``, so it gets ``t_ns // 10**6`` back even when the boot
+  (offline the first packet, live the start) is not on a whole millisecond.
 - A datagram's clock is ``max(export_ns, latest last_ns in it)`` (v9 rounds it
   up to a whole second, as its header has whole seconds only): its header
   uptime and unix time both come from that clock, so the uptime is never
@@ -185,8 +189,9 @@ def anchor_boot(config: ExportConfig, records: RecordTable, export_ns: int) -> i
 
 
 def uptime_ms(t_ns: npt.NDArray[np.int64] | int, boot_ns: int) -> Any:
-    """Milliseconds since boot modulo 2^32 (floor division, so times before boot wrap)."""
-    return (np.asarray(t_ns, np.int64) - np.int64(boot_ns)) // NS_PER_MS % UPTIME_MODULUS
+    """Whole epoch milliseconds since boot's, modulo 2^32 (times before boot wrap)."""
+    boot_ms = np.int64(boot_ns // NS_PER_MS)
+    return (np.asarray(t_ns, np.int64) // NS_PER_MS - boot_ms) % UPTIME_MODULUS
 
 
 def chunk_clocks(last_ns: I64Array, bounds: npt.NDArray[np.intp], export_ns: int) -> I64Array:

@@ -11,6 +11,8 @@ from cache.records import RecordTable
 from exporter.formats import Exporter
 from exporter.sinks import Sink, UdpSink
 
+OFFLINE_BOOT_LEAD_NS = 1_000_000_000  # offline uptime zero: this long before the first packet
+
 
 @dataclass(slots=True)
 class ExportStats:
@@ -45,9 +47,11 @@ class ExportSession:
         self.stats = ExportStats()
 
     def set_clock(self, first_ns: int, clock_ns: int) -> None:
-        """Uptime zero is the first packet's time (offline); datagrams carry ``clock_ns``."""
+        """Uptime zero is one second before the first packet (offline); datagrams carry
+        ``clock_ns``. The lead keeps every LAST_SWITCHED above 0, which nfdump reads
+        as "no time" (a flow of the first millisecond would be dated 1970)."""
         if self.exporter.boot_ns is None:
-            self.exporter.boot_ns = first_ns
+            self.exporter.boot_ns = first_ns - OFFLINE_BOOT_LEAD_NS
         self.clock_ns = clock_ns
 
     def __call__(self, records: RecordTable) -> None:
