@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS := libpcap-dev softflowd nfdump tshark tcpreplay pmacct iproute2
 
-.PHONY: demo test lint bench bench-live flood soak setup debs clean
+.PHONY: demo test lint bench bench-live flood soak fuzz setup debs clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,13 @@ bench: setup
 
 bench-live: setup
 	$(PY) tests/bench/run_bench_live.py
+
+FUZZ_SECONDS ?= 600
+
+# Coverage-guided fuzzing (atheris) of the decoder and the capture readers, kernels uncompiled and compiled.
+fuzz: setup
+	$(PY) -m pip install --quiet -e '.[fuzz]'
+	$(PY) tests/fuzz/run_campaign.py --seconds $(FUZZ_SECONDS) --work-dir fuzz-out
 
 # 10,000,000 spoofed-source SYNs through convert: RSS at 1 M / 5 M / 10 M frames, every frame in one record.
 flood: setup

@@ -30,6 +30,8 @@ DEFAULT_BATCH_FRAMES = 1 << 16
 SHB_BYTES = b"\x0a\x0d\x0d\x0a"
 BYTE_ORDER_BYTES = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 UNKNOWN_LINKTYPE = 0xFFFF  # not in the link table: such frames are counted, not decoded
+MAX_TSRESOL_UNITS = 10**18  # finer if_tsresol units would not fit a 64-bit timestamp's second
+MAX_TSOFFSET_S = 1 << 32  # if_tsoffset beyond ±136 years cannot be a capture's clock offset
 
 CaptureBytes = ChunkedInput | MappedInput
 
@@ -231,15 +233,21 @@ class PcapngReader(CaptureReader):
         at = 16
         while at + 4 <= len(block) - 4:
             code, length = struct.unpack_from(order + "HH", block, at)
-            value = block[at + 4 : at + 4 + length]
             if code == 0:
                 break
+            if at + 4 + length > len(block) - 4:
+                raise self._damaged(pos, f"pcapng interface option {code} runs past its block")
+            value = block[at + 4 : at + 4 + length]
             if code == 9 and length >= 1:  # if_tsresol
                 exponent = value[0] & 0x7F
                 units_per_s = 2**exponent if value[0] & 0x80 else 10**exponent
             elif code == 14 and length >= 8:  # if_tsoffset
                 offset_s = struct.unpack(order + "q", value[:8])[0]
             at += 4 + (length + 3) // 4 * 4
+        if units_per_s > MAX_TSRESOL_UNITS:
+            raise self._damaged(pos, f"pcapng if_tsresol of 1/{units_per_s} s is beyond 64 bits")
+        if abs(offset_s) > MAX_TSOFFSET_S:
+            raise self._damaged(pos, f"pcapng if_tsoffset of {offset_s} s is out of range")
         if not is_supported(linktype):
             linktype = UNKNOWN_LINKTYPE
         self.interfaces.append(_Interface(linktype, snaplen, units_per_s, offset_s))

@@ -1,0 +1,1 @@
+"""Fuzzing of the decoder and the capture readers: shared checks and the atheris campaign."""

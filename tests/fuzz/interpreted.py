@@ -1,0 +1,62 @@
+"""The numba kernels run as plain Python: the same code objects, every helper uncompiled.
+
+numpy checks every index of an interpreted kernel, so a read past the buffer it
+was given raises ``IndexError`` where the compiled kernel would return a stray
+byte. With ``NUMBA_DISABLE_JIT=1`` the kernels are plain functions already and
+are returned unchanged.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import probe.decode
+from probe.decode import decode
+from probe.kernels import decode as decode_kernel
+from probe.kernels import walk
+from probe.packets import FrameBatch, PacketTable
+
+
+def _uncompiled_module(module: types.ModuleType) -> dict[str, Any]:
+    """A copy of the module's globals where every compiled function is its Python original."""
+    namespace = dict(vars(module))
+    for name, value in vars(module).items():
+        original = getattr(value, "py_func", None)
+        if isinstance(original, types.FunctionType):
+            namespace[name] = types.FunctionType(
+                original.__code__, namespace, original.__name__, original.__defaults__,
+                original.__closure__,
+            )  # fmt: skip
+    return namespace
+
+
+_DECODE = _uncompiled_module(decode_kernel)
+_WALK = _uncompiled_module(walk)
+decode_frames_py: Callable[..., None] = _DECODE["decode_frames"]
+walk_pcap_py: Callable[..., tuple[int, int, int]] = _WALK["walk_pcap"]
+walk_pcapng_py: Callable[..., tuple[int, int, int]] = _WALK["walk_pcapng"]
+
+
+def decode_interpreted(frames: FrameBatch) -> PacketTable:
+    """``probe.decode.decode`` with the interpreted kernel in place of the compiled one."""
+    namespace = vars(probe.decode)
+    compiled = namespace["decode_frames"]
+    namespace["decode_frames"] = decode_frames_py
+    try:
+        return decode(frames)
+    finally:
+        namespace["decode_frames"] = compiled
+
+
+@contextmanager
+def interpreted_walkers() -> Iterator[None]:
+    """Readers walk records with the interpreted walkers inside this block."""
+    compiled = walk.walk_pcap, walk.walk_pcapng
+    walk.walk_pcap, walk.walk_pcapng = walk_pcap_py, walk_pcapng_py  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        walk.walk_pcap, walk.walk_pcapng = compiled
