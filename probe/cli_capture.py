@@ -25,9 +25,10 @@ from probe.config_file import load_defaults
 from probe.endpoints import parse_endpoint
 from probe.errors import ConfigError, SpanflowError
 from probe.live import CaptureStats, LiveCapture, LiveConfig
-from probe.live_meter import meter_live, warm_up
+from probe.live_meter import meter_live
 from probe.meter import Counters, end_reason_counts
 from probe.sampling import SamplingConfig, SamplingMode
+from probe.warmup import load_kernels
 
 log = logging.getLogger("spanflow")
 
@@ -96,7 +97,8 @@ def capture(
     """Capture on a SPAN/mirror port and export flows until SIGINT or SIGTERM.
 
     On SIGINT/SIGTERM every open flow is flushed and sent before exit (status
-    0); SIGUSR1 logs statistics. The probe's own export datagrams are
+    0); so it is when the interface goes away, which then exits with status 1.
+    SIGUSR1 logs statistics. The probe's own export datagrams are
     excluded from the capture with a BPF clause added to --filter.
     """
     logging.basicConfig(format="spanflow: %(message)s", level=logging.INFO)
@@ -124,7 +126,7 @@ def capture(
                 sinks.append(writer.write)
             source = LiveCapture(live)
             stack.callback(source.close)
-            warm_up(cache)
+            load_kernels(cache, readers=False)
             if user is not None:
                 drop_privileges(user)
             if not quiet:
@@ -136,6 +138,7 @@ def capture(
             counters = meter_live(source, cache, fan_out(sinks), stop, sampling_config,
                                   on_tick=ticker.tick, on_clock=session.set_clock)  # fmt: skip
             stats = source.stats()
+            send_errors = session.send_errors()  # while its sockets are open
     except ConfigError as exc:
         typer.echo(f"spanflow: error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -144,7 +147,7 @@ def capture(
         raise typer.Exit(1) from exc
     if not quiet:
         summary(counters, stats)
-    errors = session.send_errors()
+    errors = [*counters.damage, *send_errors]  # damage: the interface went away
     for problem in errors:
         typer.echo(f"spanflow: error: {problem}", err=True)
     if errors:

@@ -4,11 +4,15 @@ The loop never blocks in libpcap: it waits on the capture descriptor with
 select() (a blocking dispatch would hold the interpreter lock on an idle link
 and delay signals), reads what the kernel buffer holds, and joins it into one
 ``FrameBatch``. Per-packet work here is C-level only (zip, join, map(len)).
+
+An interface that goes away is not signalled by pypcap: ``readpkts`` drops
+libpcap's error and returns nothing, and the descriptor reports POLLERR once,
+while the device is still being unregistered. ``vanished`` asks the kernel by
+ifIndex, so the caller can poll it on empty reads and on idle ticks.
 """
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 from dataclasses import dataclass
@@ -97,8 +101,6 @@ class LiveCapture:
         except OSError as exc:
             raise InputError(f"{self.config.interface}: capture failed: {exc}") from exc
         if not packets:
-            if not os.path.exists(f"/sys/class/net/{self.config.interface}"):
-                raise InputError(f"{self.config.interface}: interface disappeared")
             return None
         stamps, frames = zip(*packets, strict=True)
         caplen = np.fromiter(map(len, frames), np.uint32, len(frames))
@@ -110,8 +112,26 @@ class LiveCapture:
             np.full(len(frames), self.ifindex, np.uint32),
         )  # fmt: skip
 
+    def vanished(self) -> str | None:
+        """Why capturing cannot go on (the interface is gone), or None while it can.
+
+        By ifIndex in the probe's own network namespace: a deleted interface
+        recreated under the same name is another device, not this capture's.
+        """
+        try:
+            socket.if_indextoname(self.ifindex)
+        except OSError:
+            return (
+                f"{self.config.interface}: capture interface went away "
+                f"(ifindex {self.ifindex} no longer exists)"
+            )
+        return None
+
     def stats(self) -> CaptureStats:
-        received, dropped, if_dropped = self.handle.stats()
+        try:
+            received, dropped, if_dropped = self.handle.stats()
+        except OSError as exc:
+            raise InputError(f"{self.config.interface}: capture statistics failed: {exc}") from exc
         return CaptureStats(int(received), int(dropped), int(if_dropped))
 
     def close(self) -> None:

@@ -11,12 +11,9 @@ import threading
 import time
 from collections.abc import Callable
 
-import numpy as np
-
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
 from cache.records import RecordTable
-from exporter.flowfile import RowFormat
 from probe.decode import count_reasons, decode
 from probe.live import READ_TIMEOUT_MS, CaptureStats, LiveCapture
 from probe.meter import ClockHook, Counters, RecordSink
@@ -38,10 +35,12 @@ def meter_live(
     tick_s: float = TICK_S,
     on_clock: ClockHook | None = None,
 ) -> Counters:
-    """Meter until ``stop`` is set or the capture fails; flush every open flow either way.
+    """Meter until ``stop`` is set or the interface goes away; flush every open flow either way.
 
-    ``on_tick(counters, capture_stats, open_flows)`` runs about once per
-    ``tick_s``, for periodic statistics.
+    A vanished interface ends the run like a stop, after the frames its ring
+    still holds, and is reported in ``Counters.damage``. ``on_tick(counters,
+    capture_stats, open_flows)`` runs about once per ``tick_s``, for periodic
+    statistics.
     """
     counters = Counters()
     cache = FlowCache(config)
@@ -69,28 +68,27 @@ def meter_live(
         emit(ended)
         counters.peak_open_flows = max(counters.peak_open_flows, cache.open_flows)
 
+    lost: str | None = None  # why the capture cannot go on
     try:
-        while not stop.is_set():
-            frames = capture.read() if capture.wait(min(tick_s, 0.1)) else None
+        while not stop.is_set() and lost is None:
+            readable = capture.wait(min(tick_s, 0.1))
+            frames = capture.read() if readable else None
             if frames is not None and len(frames):
                 meter(frames)
+            elif readable:  # POLLERR without frames: the interface may be going away
+                lost = capture.vanished()
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + tick_s
+                lost = lost or capture.vanished()  # its one POLLERR may come before it is gone
                 idle = cache.expire(time.time_ns())
                 if on_clock is not None:
                     on_clock(counters.first_ns, cache.clock_ns)
                 emit(idle)
                 if on_tick is not None:
                     on_tick(counters, capture.stats(), cache.open_flows)
-        # Frames the kernel already holds crossed the wire before the stop: meter them too.
-        # The wait outlasts the read timeout, after which libpcap hands over its last block.
-        # Bounded: on a busy mirror port the buffer never runs dry.
-        drain_until = time.monotonic() + DRAIN_MAX_S
-        while time.monotonic() < drain_until and capture.wait(DRAIN_WAIT_S):
-            frames = capture.read()
-            if frames is None or not len(frames):
-                break
-            meter(frames)
+        drain(capture, meter)
+        if lost is not None:
+            counters.damage.append(lost)
     finally:
         if on_clock is not None:
             on_clock(counters.first_ns, max(cache.clock_ns, time.time_ns()))
@@ -99,19 +97,17 @@ def meter_live(
     return counters
 
 
-def warm_up(cache_config: CacheConfig) -> None:
-    """Load every compiled kernel now (from the cache, or compiling it), before traffic.
+def drain(capture: LiveCapture, meter: Callable[[FrameBatch], None]) -> None:
+    """Meter the frames the kernel already holds: they crossed the wire before the stop.
 
-    The first packets then meet ready code, and a probe that drops root right
-    after opening the capture needs no file it may no longer read.
+    The wait outlasts the read timeout, after which libpcap hands over its
+    last block; an empty read (the one POLLERR of an interface going down or
+    away) does not end it, as that block may still be due. Bounded: on a busy
+    mirror port the buffer never runs dry. The ring outlives a vanished
+    interface, so what it holds is metered then too.
     """
-    cache = FlowCache(cache_config)
-    frame = np.zeros(64, np.uint8)
-    frames = FrameBatch(
-        frame, np.zeros(1, np.int64), np.array([64], np.uint32), np.array([64], np.uint32),
-        np.zeros(1, np.int64), np.ones(1, np.uint16), np.zeros(1, np.uint32),
-    )  # fmt: skip
-    cache.update(decode(frames))
-    cache.expire(0)
-    RowFormat.csv().render(cache.flush())
-    RowFormat.csv().render(RecordTable.empty(1))
+    drain_until = time.monotonic() + DRAIN_MAX_S
+    while time.monotonic() < drain_until and capture.wait(DRAIN_WAIT_S):
+        frames = capture.read()
+        if frames is not None and len(frames):
+            meter(frames)

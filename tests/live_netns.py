@@ -55,6 +55,13 @@ class Child:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def wait(self, deadline_s: float = DEADLINE_S) -> int | None:
+        """Wait up to ``deadline_s`` for it to exit on its own: its exit code, or None."""
+        try:
+            return self.process.wait(deadline_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self, signum: int = signal.SIGTERM, deadline_s: float = DEADLINE_S) -> int | None:
         """Send ``signum``, wait up to ``deadline_s``; SIGKILL if it is still there. Exit code."""
         if self.running():
@@ -164,6 +171,20 @@ def outside_sample_networks(path: Path) -> list[str]:
                 if not any(address in net for net in SAMPLE_NETWORKS):
                     outside.append(str(address))
     return outside
+
+
+def write_looped_prefix(source: Path, frames: int, target: Path) -> None:
+    """Write the first ``frames`` frames of ``source`` replayed over and over (tcpreplay --loop).
+
+    Times rise by 1 µs a frame: only the order and the bytes matter to flows
+    without timeouts.
+    """
+    with source.open("rb") as stream:
+        cycle = [frame for _, frame in dpkt.pcap.Reader(stream)]
+    with target.open("wb") as out:
+        writer = dpkt.pcap.Writer(out)
+        for i in range(frames):
+            writer.writepkt(cycle[i % len(cycle)], ts=i * 1e-6)
 
 
 def frame_macs(path: Path) -> set[tuple[bytes, bytes]]:

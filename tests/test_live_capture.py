@@ -5,11 +5,14 @@ tcpreplay sends a sample (MACs rewritten to foreign ones, so the receiving
 kernel stays silent) into one end, ``spanflow capture`` captures on the other
 with pypcap and exports NetFlow v9 to an nfcapd on the namespace's loopback.
 After SIGTERM, nfdump's totals must equal an independent dpkt count of the
-replayed file exactly, with no kernel drops and no sequence failures.
+replayed file exactly, with no kernel drops and no sequence failures. So they
+must when SIGTERM comes in the middle of a looped burst (counted over the
+frames metered) and when the captured interface is deleted (exit status 1).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import signal
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +37,7 @@ from tests.live_netns import (
     rewrite_macs,
     run,
     wait_until,
+    write_looped_prefix,
 )
 
 pytestmark = pytest.mark.interop
@@ -48,6 +53,12 @@ SUMMARY = re.compile(
     re.MULTILINE,
 )
 METERED = re.compile(r"^spanflow: (\d+) frames metered, (\d+) decoded;", re.MULTILINE)
+STATS = re.compile(
+    r"^spanflow: \d+ frames received, .* by the interface; (\d+) decoded;", re.MULTILINE
+)
+STARTUP_DEADLINE_S = 60.0  # a cold numba cache compiles every kernel first (about 15 s here)
+GONE_DEADLINE_S = 5.0  # from deleting the captured interface to the probe's exit
+BURST_PPS, BURST_S = 20_000, 8.0  # outlasts the probe's start-up, stop and 2 s drain
 
 needs_tools = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("nfcapd", "nfdump", "tcpreplay")),
@@ -115,12 +126,39 @@ def replayable(tmp_path: Path, sample: str) -> Path:
     return replay
 
 
-def capture_replay(
-    netns: Namespace, tmp_path: Path, replay: Path, stop: signal.Signals, settle_s: float,
-    *options: str,
-) -> LiveRun:  # fmt: skip
-    """nfcapd and ``spanflow capture`` in the namespace; replay, wait ``settle_s``, send ``stop``."""
-    frames = ground_truth(replay).frames
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """nfcapd and ``spanflow capture`` running in the namespace."""
+
+    nfcapd: Child
+    spanflow: Child
+    stderr_path: Path
+    flows_dir: Path
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def wait_metered(self, decoded: int) -> None:
+        """Wait for a statistics line (``--stats-interval 1``) with at least ``decoded`` decoded."""
+
+        def metered() -> bool:
+            counts = [int(m[1]) for m in STATS.finditer(self.stderr())]
+            return (bool(counts) and counts[-1] >= decoded) or not self.spanflow.running()
+
+        wait_until(metered, f"spanflow to report {decoded} frames decoded")
+        assert self.spanflow.running(), self.stderr()
+
+    def collected(self) -> LiveRun:
+        """Once spanflow has exited: let nfcapd read every datagram, stop it, return the run."""
+        assert not self.spanflow.running()
+        wait_until(lambda: udp_queue_empty(self.nfcapd.pid, COLLECTOR_PORT), "nfcapd to read all")
+        assert self.nfcapd.stop(signal.SIGTERM) == 0
+        return LiveRun(self.stderr(), self.flows_dir)
+
+
+@contextmanager
+def running_probe(netns: Namespace, tmp_path: Path, *options: str) -> Iterator[Probe]:
+    """nfcapd, then ``spanflow capture -i rx`` exporting v9 to it; both stopped on exit."""
     flows_dir, stderr_path = tmp_path / "nfcapd", tmp_path / "spanflow.stderr"
     flows_dir.mkdir()
     children: list[Child] = []
@@ -132,25 +170,37 @@ def capture_replay(
                    "nfcapd to listen")  # fmt: skip
         assert nfcapd.running(), "nfcapd exited at start"
         with stderr_path.open("wb") as stderr:
-            probe = Child(netns.argv(SPANFLOW, "capture", "-i", netns.rx,
-                                     "-c", f"127.0.0.1:{COLLECTOR_PORT}", "--format", "9",
-                                     *NO_TIMEOUT, *options), stderr=stderr)  # fmt: skip
-        children.append(probe)
+            spanflow = Child(netns.argv(SPANFLOW, "capture", "-i", netns.rx,
+                                        "-c", f"127.0.0.1:{COLLECTOR_PORT}", "--format", "9",
+                                        *NO_TIMEOUT, *options), stderr=stderr)  # fmt: skip
+        children.append(spanflow)
         started = f"spanflow: capturing on {netns.rx}\n"
-        wait_until(lambda: started in stderr_path.read_text() or not probe.running(),
-                   "spanflow to start capturing")  # fmt: skip
-        assert probe.running(), stderr_path.read_text()
-        replayed = run(netns.argv("tcpreplay", "-i", netns.tx, "--pps=2000", replay))
-        assert replayed.returncode == 0, replayed.stderr
-        assert re.search(rf"Successful packets:\s+{frames}\n", replayed.stdout), replayed.stdout
-        time.sleep(settle_s)
-        assert probe.stop(stop) == 0, stderr_path.read_text()
-        wait_until(lambda: udp_queue_empty(nfcapd.pid, COLLECTOR_PORT), "nfcapd to read all")
-        assert nfcapd.stop(signal.SIGTERM) == 0
+        wait_until(lambda: started in stderr_path.read_text() or not spanflow.running(),
+                   "spanflow to start capturing", STARTUP_DEADLINE_S)  # fmt: skip
+        assert spanflow.running(), stderr_path.read_text()
+        yield Probe(nfcapd, spanflow, stderr_path, flows_dir)
     finally:
         for child in reversed(children):
             child.stop()
-    return LiveRun(stderr_path.read_text(), flows_dir)
+
+
+def replay_once(netns: Namespace, replay: Path, frames: int) -> None:
+    """tcpreplay ``replay`` into tx at a rate no probe drops, checking it sent every frame."""
+    replayed = run(netns.argv("tcpreplay", "-i", netns.tx, "--pps=2000", replay))
+    assert replayed.returncode == 0, replayed.stderr
+    assert re.search(rf"Successful packets:\s+{frames}\n", replayed.stdout), replayed.stdout
+
+
+def capture_replay(
+    netns: Namespace, tmp_path: Path, replay: Path, stop: signal.Signals, settle_s: float,
+    *options: str,
+) -> LiveRun:  # fmt: skip
+    """nfcapd and ``spanflow capture`` in the namespace; replay, wait ``settle_s``, send ``stop``."""
+    with running_probe(netns, tmp_path, *options) as probe:
+        replay_once(netns, replay, ground_truth(replay).frames)
+        time.sleep(settle_s)
+        assert probe.spanflow.stop(stop) == 0, probe.stderr()
+        return probe.collected()
 
 
 @needs_tools
@@ -200,6 +250,80 @@ def test_stop_right_after_traffic_meters_every_received_frame(
     )  # fmt: skip
     totals = nfdump_totals(done.flows_dir)
     assert (totals["Packets"], totals["Bytes"]) == (truth.ip_packets, truth.ip_octets)
+
+
+@needs_tools
+def test_interface_going_away_exports_every_flow_and_exits_1(
+    netns: Namespace, tmp_path: Path
+) -> None:
+    """Deleting the captured interface exits 1 within seconds, with one error line, every flow exported."""
+    replay = replayable(tmp_path, "web.pcap")
+    truth = ground_truth(replay)
+    rx_ifindex = netns.ifindex(netns.rx)
+    with running_probe(netns, tmp_path, "--stats-interval", "1") as probe:
+        replay_once(netns, replay, truth.frames)
+        probe.wait_metered(truth.ip_packets)
+        netns.check("ip", "link", "del", netns.rx)
+        deleted = time.monotonic()
+        status = probe.spanflow.wait(GONE_DEADLINE_S)
+        exit_after_s = time.monotonic() - deleted
+        done = probe.collected() if status is not None else None
+    assert done is not None, f"still running {GONE_DEADLINE_S} s after the interface went away"
+    assert (status, exit_after_s < GONE_DEADLINE_S) == (1, True), done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("spanflow: error:")]
+    assert errors == [
+        f"spanflow: error: {netns.rx}: capture interface went away "
+        f"(ifindex {rx_ifindex} no longer exists)"
+    ]
+    received, kernel_drops, metered, decoded = done.summary()
+    assert (received, kernel_drops, metered, decoded) == (
+        truth.frames, 0, truth.frames, truth.ip_packets
+    )  # fmt: skip
+    assert nfdump_totals(done.flows_dir) == {
+        "Flows": sum(truth.records_without_timeouts),
+        "Packets": truth.ip_packets,
+        "Bytes": truth.ip_octets,
+        "Sequence failures": 0,
+    }
+
+
+@needs_tools
+def test_sigterm_mid_burst_exports_exactly_the_frames_metered(
+    netns: Namespace, tmp_path: Path
+) -> None:
+    """SIGTERM while a burst still arrives exits 0, and nfdump gets exactly the frames metered."""
+    replay = replayable(tmp_path, "web.pcap")
+    sample_frames = ground_truth(replay).frames
+    loops = math.ceil(BURST_PPS * BURST_S / sample_frames)
+    sent = sample_frames * loops
+    with running_probe(netns, tmp_path, "--stats-interval", "1") as probe:
+        burst = Child(netns.argv("tcpreplay", "-i", netns.tx, f"--pps={BURST_PPS}",
+                                 f"--loop={loops}", "--preload-pcap", replay))  # fmt: skip
+        try:
+            probe.wait_metered(1)
+            assert burst.running(), "the burst ended before SIGTERM"
+            status = probe.spanflow.stop(signal.SIGTERM)
+            arriving_throughout = burst.running()
+        finally:
+            burst.stop()
+        done = probe.collected()
+    assert status == 0, done.stderr
+    assert arriving_throughout, "the burst ended before spanflow did: not a mid-burst stop"
+    received, kernel_drops, metered, decoded = done.summary()
+    assert kernel_drops == 0
+    assert 0 < metered < sent
+    assert received >= metered
+    # No drops: the frames metered are the first `metered` of the looped replay, in order.
+    prefix = tmp_path / "metered.pcap"
+    write_looped_prefix(replay, metered, prefix)
+    truth = ground_truth(prefix)
+    assert decoded == truth.ip_packets
+    assert nfdump_totals(done.flows_dir) == {
+        "Flows": sum(truth.records_without_timeouts),
+        "Packets": truth.ip_packets,
+        "Bytes": truth.ip_octets,
+        "Sequence failures": 0,
+    }
 
 
 @pytest.mark.parametrize("name", ["no-such-iface0", "web.pcap"])
