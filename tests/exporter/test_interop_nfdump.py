@@ -30,6 +30,7 @@ from cache.records import RecordTable
 from exporter import EXPORTERS
 from exporter.formats import ExportConfig
 from exporter.sinks import PcapSink, UdpSink
+from tests.collectors import nfdump_version
 from tests.exporter.vectors import V4_MAPPED, walk_sets
 
 pytestmark = pytest.mark.interop
@@ -48,16 +49,6 @@ REFRESH = 4  # templates every 4 datagrams, so refreshes happen mid-stream
 DEADLINE_S = 10.0
 TOOL_ENV = {**os.environ, "TZ": "UTC"}
 HEADER_SIZE = {5: 24, 9: 20, 10: 16}
-
-
-def nfdump_version() -> tuple[int, ...]:
-    if NFDUMP is None:
-        return (0,)
-    text = subprocess.run(
-        [NFDUMP, "-V"], capture_output=True, text=True, timeout=DEADLINE_S, check=False
-    ).stdout
-    found = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
-    return tuple(int(part) for part in found.groups()) if found else (0,)
 
 
 def generated_records(n: int = RECORDS, seed: int = 2055) -> RecordTable:
