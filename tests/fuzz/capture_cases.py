@@ -131,7 +131,8 @@ def clean_mutation(c: Choices, data: bytes) -> Mutated:
 def _options(data: bytes, block: Block, order: str) -> list[int]:
     """Offsets of the option headers of an interface block (after its 8-byte fixed part)."""
     found, at = [], block.start + 16
-    while at + 4 <= block.end - 4:
+    end = min(block.end, len(data))  # an earlier mutation may have cut the file short
+    while at + 4 <= end - 4:
         found.append(at)
         (length,) = struct.unpack_from(order + "H", data, at + 2)
         at += 4 + (length + 3) // 4 * 4
