@@ -38,12 +38,17 @@ class FlowCache:
         self.table = np.full(_table_size(config.max_flows), kernel.NO_SLOT, np.int64)
         self.free = np.arange(config.max_flows - 1, -1, -1, dtype=np.int32)
         self.state = np.array(
-            [kernel.NO_SLOT, kernel.NO_SLOT, 0, config.max_flows, kernel.CLOCK_START], np.int64
+            [kernel.NO_SLOT, kernel.NO_SLOT, 0, config.max_flows, kernel.CLOCK_START, 0], np.int64
         )
 
     @property
     def open_flows(self) -> int:
         return int(self.state[kernel.N_OPEN])
+
+    @property
+    def peak_open_flows(self) -> int:
+        """The most records open at once so far, counted packet by packet."""
+        return int(self.state[kernel.PEAK_OPEN])
 
     @property
     def clock_ns(self) -> int:

@@ -26,7 +26,8 @@ later; records at the head whose ``last + inactive < clock`` end (idle); then
 rules 1-5 apply to the packet's own record; a new record in a full pool first
 ends the head (cache full). Ended records are appended to ``out``.
 
-``state`` holds the scalars: head, tail, open count, free-stack top, clock.
+``state`` holds the scalars: head, tail, open count, free-stack top, clock,
+and the most records ever open at once.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ FLOW_SLOT = np.dtype(
     ]
 )
 
-HEAD, TAIL, N_OPEN, FREE_TOP, CLOCK = 0, 1, 2, 3, 4
-STATE_SIZE = 5
+HEAD, TAIL, N_OPEN, FREE_TOP, CLOCK, PEAK_OPEN = 0, 1, 2, 3, 4, 5
+STATE_SIZE = 6
 PREV, NEXT = 0, 1
 NO_SLOT = -1
 TAG_MASK = np.uint64(0x7FFFFFFF)  # hash bits kept in a table entry; covers any table mask
@@ -370,6 +371,8 @@ def meter_packets(  # type: ignore[no-untyped-def]
             state[FREE_TOP] -= 1
             idx = free[state[FREE_TOP]]
             state[N_OPEN] += 1
+            if state[N_OPEN] > state[PEAK_OPEN]:
+                state[PEAK_OPEN] = state[N_OPEN]
             table[slot] = _entry(h, idx)
             f = flows[idx]
             f["hash"] = h

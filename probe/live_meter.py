@@ -66,7 +66,7 @@ def meter_live(
         if on_clock is not None:
             on_clock(counters.first_ns, cache.clock_ns)
         emit(ended)
-        counters.peak_open_flows = max(counters.peak_open_flows, cache.open_flows)
+        counters.peak_open_flows = cache.peak_open_flows
 
     lost: str | None = None  # why the capture cannot go on
     try:

@@ -109,7 +109,7 @@ def meter_captures(
             if on_clock is not None and counters.first_ns != NO_TIME:
                 on_clock(counters.first_ns, cache.clock_ns)
             emit(ended)
-            counters.peak_open_flows = max(counters.peak_open_flows, cache.open_flows)
+            counters.peak_open_flows = cache.peak_open_flows
             if on_progress is not None:
                 on_progress(sum(c.bytes_read() for c in captures))
 

@@ -341,6 +341,21 @@ class TestRules:
         assert brief(engine.flush()) == [(B, 21, 21, 1, FORCED)]
 
 
+class TestPeakOpenFlows:
+    def test_peak_counts_packet_by_packet_within_a_batch(self) -> None:
+        """Four records open at once, then two FINs and a fifth flow, in one batch: the peak
+        is 4 though the batch ends with 3 open."""
+        cache = FlowCache(config_ns())
+        ports = [A, B, C, 1004]
+        packets = [pkt(i, sport=port) for i, port in enumerate(ports)]
+        packets += [pkt(4, sport=A, tcp_flags=0x11), pkt(5, sport=B, tcp_flags=0x11)]
+        packets.append(pkt(6, sport=1005))
+        cache.update(table(packets))
+        assert (cache.open_flows, cache.peak_open_flows) == (3, 4)
+        cache.flush()
+        assert (cache.open_flows, cache.peak_open_flows) == (0, 4)
+
+
 class TestLayout:
     @pytest.mark.parametrize("max_flows", [1, 2, 1000, 65536])
     def test_state_bytes_per_flow(self, max_flows: int) -> None:
