@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -113,8 +114,6 @@ def convert(
     for path in files:
         if path != "-" and not Path(path).is_file():
             raise fail(f"{path}: no such file", EXIT_DAMAGED)
-    _load_kernels(config, quiet)
-    started = time.perf_counter()  # the summary's rate is the metering's own, start-up excluded
     send_errors: list[str] = []
     try:
         with ExitStack() as stack:
@@ -141,7 +140,8 @@ def convert(
                 note_export(session, quiet)
     except SpanflowError as exc:
         raise fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_DAMAGED) from exc
-    counters.elapsed_s = time.perf_counter() - started  # until the last record is written
+    # The summary's rate is the metering's own: kernels loaded, until the last record is written.
+    counters.elapsed_s = time.perf_counter() - counters.started_s
     if not quiet:
         _summary(files, counters)
     for problem in [*counters.damage, *send_errors]:
@@ -178,8 +178,12 @@ def _run(
     on_clock: ClockHook | None = None,
 ) -> Counters:
     total = sum(os.path.getsize(f) for f in files if f != "-")
+    meter = functools.partial(
+        meter_captures, files, config, sink, sampling=sampling, on_clock=on_clock,
+        prepare=lambda: _load_kernels(config, quiet),
+    )  # fmt: skip
     if quiet or not sys.stderr.isatty() or total < PROGRESS_MIN_BYTES:
-        return meter_captures(files, config, sink, sampling=sampling, on_clock=on_clock)
+        return meter()
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
@@ -189,9 +193,7 @@ def _run(
         def advance(done: int) -> None:
             progress.update(task, completed=done)
 
-        return meter_captures(
-            files, config, sink, on_progress=advance, sampling=sampling, on_clock=on_clock
-        )
+        return meter(on_progress=advance)
 
 
 def _print_table(records: RecordTable) -> None:

@@ -49,6 +49,7 @@ class Counters:
     peak_open_flows: int = 0
     first_ns: int = NO_TIME  # earliest packet time metered
     cache_bytes_per_flow: float = 0.0
+    started_s: float = 0.0  # perf_counter() when metering began
     elapsed_s: float = 0.0
     damage: list[str] = field(default_factory=list)
     interrupted: bool = False
@@ -77,6 +78,7 @@ def meter_captures(
     on_progress: Callable[[int], None] | None = None,
     sampling: SamplingConfig = FULL,
     on_clock: ClockHook | None = None,
+    prepare: Callable[[], None] | None = None,
 ) -> Counters:
     """Meter every capture (merged in time order) and hand ended records to ``on_records``.
 
@@ -85,13 +87,17 @@ def meter_captures(
     still flushed. ``on_clock(first_ns, clock_ns)`` runs before records are
     handed on: the earliest packet time so far and the cache clock (exporters
     anchor their uptime on the first and stamp datagrams with the second).
+    ``prepare`` runs once every capture is open and before ``started_s`` (the
+    CLI loads the kernels there, so a file that is no capture fails at once).
     """
     counters = Counters()
     captures: list[Capture] = []
     try:
         for path in paths:
             captures.append(Capture(str(path), batch_frames))
-        started = time.perf_counter()
+        if prepare is not None:
+            prepare()
+        counters.started_s = started = time.perf_counter()
         cache = FlowCache(config)
         counters.cache_bytes_per_flow = cache.state_bytes_per_flow
 
