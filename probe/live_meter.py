@@ -66,7 +66,6 @@ def meter_live(
         if on_clock is not None:
             on_clock(counters.first_ns, cache.clock_ns)
         emit(ended)
-        counters.peak_open_flows = cache.peak_open_flows
 
     lost: str | None = None  # why the capture cannot go on
     try:
@@ -93,6 +92,7 @@ def meter_live(
         if on_clock is not None:
             on_clock(counters.first_ns, max(cache.clock_ns, time.time_ns()))
         emit(cache.flush())
+        counters.peak_open_flows = cache.peak_open_flows
         counters.elapsed_s = time.perf_counter() - started
     return counters
 

@@ -115,7 +115,6 @@ def meter_captures(
             if on_clock is not None and counters.first_ns != NO_TIME:
                 on_clock(counters.first_ns, cache.clock_ns)
             emit(ended)
-            counters.peak_open_flows = cache.peak_open_flows
             if on_progress is not None:
                 on_progress(sum(c.bytes_read() for c in captures))
 
@@ -128,6 +127,7 @@ def meter_captures(
         except KeyboardInterrupt:
             counters.interrupted = True  # stop reading, but export what was read
         emit(cache.flush())
+        counters.peak_open_flows = cache.peak_open_flows
         counters.elapsed_s = time.perf_counter() - started
     finally:
         for capture in captures:

@@ -64,10 +64,7 @@ class PrefetchReader:
                     self._filled.put((chunk, count))
                 self._filled.put(exc)
                 return
-            if count:
-                self._filled.put((chunk, count))
-            else:
-                self._free.put(chunk)
+            self._filled.put((chunk, count))  # a count of 0 is itself the end
             if ended:
                 self._filled.put((bytearray(0), 0))
                 return
