@@ -31,8 +31,8 @@ demo: setup
 	$(VENV)/bin/spanflow convert samples/web.pcap --format ipfix
 
 lint: setup
-	$(VENV)/bin/ruff check probe cache exporter tests samples
-	$(VENV)/bin/ruff format --check probe cache exporter tests samples
+	$(VENV)/bin/ruff check core probe cache exporter tests samples
+	$(VENV)/bin/ruff format --check core probe cache exporter tests samples
 	$(VENV)/bin/mypy
 
 test: lint

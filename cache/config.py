@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from probe.errors import ConfigError
+from core.errors import ConfigError
 
 NS_PER_S = 1_000_000_000
 

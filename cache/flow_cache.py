@@ -9,8 +9,8 @@ import numpy as np
 
 from cache import kernel
 from cache.config import CacheConfig
-from cache.records import EndReason, RecordTable
-from probe.packets import PacketTable
+from core.packets import PacketTable
+from core.records import EndReason, RecordTable
 
 OUT_ROW = np.dtype([(name, dtype) for name, dtype in RecordTable.DTYPES.items()])
 

@@ -11,7 +11,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from cache.records import RecordTable
+from core.records import RecordTable
 
 QUEUE_TABLES = 8
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cache.records import RecordTable
+from core.records import RecordTable
 from exporter.errors import DecodeError
 from exporter.formats import Decoded
 from exporter.ipfix import IpfixDecoder

@@ -9,9 +9,9 @@ from typing import IO
 import numpy as np
 import numpy.typing as npt
 
-from cache.records import EndReason, RecordTable
+from core.errors import ConfigError, ExportError
+from core.records import EndReason, RecordTable
 from exporter import text_kernel as tk
-from probe.errors import ConfigError, ExportError
 
 FIELDS = (
     "first_ns", "last_ns", "src", "dst", "sport", "dport", "proto", "tos",

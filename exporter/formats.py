@@ -25,8 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from cache.records import RecordTable
-from probe.errors import ConfigError
+from core.errors import ConfigError
+from core.records import RecordTable
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -69,7 +69,7 @@ class SamplingAlgorithm(IntEnum):
 
     @classmethod
     def for_mode(cls, mode: str) -> SamplingAlgorithm:
-        """The algorithm of a probe.sampling.SamplingMode value ("full" -> DETERMINISTIC)."""
+        """The algorithm of a probe.meter.sampling.SamplingMode value ("full" -> DETERMINISTIC)."""
         table = {
             "full": cls.DETERMINISTIC,
             "deterministic": cls.DETERMINISTIC,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from cache.records import RecordTable
+from core.records import RecordTable
 from exporter.errors import DecodeError
 from exporter.formats import (
     NS_PER_MS,

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cache.records import RecordTable
+from core.records import RecordTable
 from exporter.formats import Exporter
 from exporter.sinks import Sink, UdpSink
 

@@ -17,8 +17,8 @@ from typing import IO, Protocol, Self
 
 import numpy as np
 
+from core.errors import ConfigError, ExportError
 from exporter.formats import NS_PER_S
-from probe.errors import ConfigError, ExportError
 
 
 class Sink(Protocol):

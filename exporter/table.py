@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from cache.records import EndReason, RecordTable
+from core.records import EndReason, RecordTable
 
 TCP_FLAG_LETTERS = "FSRPAUEC"  # bit 0 (FIN) to bit 7 (CWR)
 PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 58: "ICMP6", 132: "SCTP"}

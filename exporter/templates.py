@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from cache.records import RecordTable
+from core.errors import ConfigError
+from core.records import RecordTable
 from exporter.errors import DecodeError
 from exporter.formats import (
     Decoded,
@@ -35,7 +36,6 @@ from exporter.formats import (
     ipv4_of,
     mapped,
 )
-from probe.errors import ConfigError
 
 FLOWSET_HEADER = np.dtype([("flowset_id", ">u2"), ("length", ">u2")])
 assert FLOWSET_HEADER.itemsize == 4

@@ -16,7 +16,8 @@ import logging
 
 import numpy as np
 
-from cache.records import RecordTable
+from core.errors import ConfigError
+from core.records import RecordTable
 from exporter.errors import DecodeError
 from exporter.formats import (
     NS_PER_MS,
@@ -33,7 +34,6 @@ from exporter.formats import (
     switched_to_ns,
     uptime_ms,
 )
-from probe.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """spanflow packet side: capture sources, decoding, metering and the CLI."""
 
-from probe.errors import ConfigError, ExportError, InputError, SpanflowError
+from core.errors import ConfigError, ExportError, InputError, SpanflowError
 
 __all__ = ["ConfigError", "ExportError", "InputError", "SpanflowError"]

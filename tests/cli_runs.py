@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
-from probe.cli import COMPILE_NOTE, app
+from probe.cli.main import COMPILE_NOTE, app
 
 
 def convert(*args: str | Path) -> Result:

@@ -17,8 +17,8 @@ from typing import Any, TypeAlias
 import dpkt
 import numpy as np
 
-from probe.packets import FrameBatch
-from probe.reasons import DecodeReason
+from core.packets import FrameBatch
+from probe.decode.reasons import DecodeReason
 
 # LINKTYPE_ codes (tcpdump.org/linktypes.html).
 NULL, ETHERNET, RAW_ALT, RAW, LOOP = 0, 1, 12, 101, 108  # RAW_ALT: DLT_RAW as most BSDs number it

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from cache.config import CacheConfig
-from probe.packets import PacketTable
+from core.packets import PacketTable
 
 # End reasons: IPFIX flowEndReason values, as listed in DESIGN.md.
 IDLE, ACTIVE, END_OF_FLOW, FORCED, CACHE_FULL = 1, 2, 3, 4, 5

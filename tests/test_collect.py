@@ -25,7 +25,7 @@ import dpkt
 import pytest
 from typer.testing import CliRunner, Result
 
-from probe.cli import app
+from probe.cli.main import app
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "samples" / "web.pcap"

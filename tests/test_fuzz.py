@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe.packets import FrameBatch
-from probe.reasons import DecodeReason
+from core.packets import FrameBatch
+from probe.decode.reasons import DecodeReason
 from tests.captures import IDB, IF_TSOFFSET, IF_TSRESOL, Pcapng
 from tests.frames import ETHERNET, LINK_TYPES, eth, frame_batch, ipv4, udp
 from tests.fuzz.capture_cases import ALL_SAMPLES, capture_case

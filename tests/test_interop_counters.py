@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cache.records import RecordTable
+from core.records import RecordTable
 from exporter import EXPORTERS
 from exporter.formats import ExportConfig
 from exporter.sinks import UdpSink

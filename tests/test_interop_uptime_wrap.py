@@ -30,7 +30,7 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from cache.records import RecordTable
+from core.records import RecordTable
 from exporter import EXPORTERS
 from exporter.formats import ExportConfig
 from exporter.session import OFFLINE_BOOT_LEAD_NS

@@ -15,7 +15,7 @@ PACKAGES = ("probe", "cache", "exporter")
 SAMPLE_SCRIPT = """
 import sys
 sys.argv = ["spanflow", "convert", sys.argv[1], "-q", "-o", sys.argv[2]]
-from probe.cli import main
+from probe.cli.main import main
 main()
 """
 

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cache.config import CacheConfig
-from cache.records import EndReason, RecordTable
-from probe.cli import app
-from probe.meter import Counters, meter_captures
+from core.records import EndReason, RecordTable
+from probe.cli.main import app
+from probe.meter.offline import Counters, meter_captures
 from tests.ground_truth import GroundTruth, Key, captured_frames, ground_truth
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"

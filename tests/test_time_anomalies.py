@@ -13,7 +13,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from probe.cli import app
+from probe.cli.main import app
 from tests.captures import Frame, ethernet, ipv4_udp, pcap_file
 
 S = 1_000_000_000

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from cache.config import CacheConfig
-from cache.records import RecordTable
+from core.records import RecordTable
 from exporter import EXPORTERS, ExportConfig
-from probe.meter import meter_captures
+from probe.meter.offline import meter_captures
 
 FORMATS = {5: "v5", 9: "v9", 10: "IPFIX"}
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from cache import kernel
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
-from cache.records import RecordTable
-from probe.packets import PacketTable
+from core.packets import PacketTable
+from core.records import RecordTable
 from tests.reference_engine import (
     ACTIVE,
     CACHE_FULL,

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cache.records import EndReason, RecordTable
+from core.records import EndReason, RecordTable
 from exporter.flowfile import FIELDS, FlowFileWriter, RowFormat
 
 V4_MAPPED = 0xFFFF00000000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import ConfigError
 from exporter import EXPORTERS, IpfixExporter, V5Exporter, V9Exporter
 from exporter.formats import (
     ExportConfig,
@@ -13,7 +14,6 @@ from exporter.formats import (
     switched_to_ns,
     uptime_ms,
 )
-from probe.errors import ConfigError
 
 
 class TestExportConfig:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cache.records import RecordTable
+from core.records import RecordTable
 from exporter import EXPORTERS
 from exporter.formats import ExportConfig
 from exporter.sinks import PcapSink, UdpSink

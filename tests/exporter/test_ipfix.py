@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cache.records import RecordTable
+from core.errors import ConfigError
+from core.records import RecordTable
 from exporter.errors import DecodeError
 from exporter.formats import ExportConfig, SamplingAlgorithm, SamplingInfo
 from exporter.ipfix import IpfixDecoder, IpfixExporter
-from probe.errors import ConfigError
 from tests.exporter import vectors
 from tests.exporter.vectors import V4_MAPPED, record_tables, rows, to_ms, walk_sets
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import dpkt
 import pytest
 
+from core.errors import ConfigError, ExportError
 from exporter.sinks import MemorySink, PcapSink, Sink, UdpSink
-from probe.errors import ConfigError, ExportError
 
 EXPORT_NS = 1_700_000_010_123_456_789
 DEADLINE_S = 5.0

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from hypothesis import strategies as st
 
-from cache.records import RecordTable
+from core.records import RecordTable
 
 BOOT_NS = 1_700_000_000_000_000_000
 EXPORT_NS = BOOT_NS + 10_123_456_789

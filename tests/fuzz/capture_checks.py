@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from cache.config import CacheConfig
-from cache.records import RecordTable
-from probe.errors import InputError
-from probe.meter import meter_captures
-from probe.sources import Capture, frame_batches
+from core.errors import InputError
+from core.records import RecordTable
+from probe.meter.offline import meter_captures
+from probe.sources.capture import Capture, frame_batches
 from tests.cli_runs import convert, stderr_lines
 from tests.fuzz.capture_cases import PACKET_KINDS, PCAP_HEADER, CaptureCase, layout
 from tests.fuzz.interpreted import interpreted_walkers

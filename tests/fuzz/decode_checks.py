@@ -13,9 +13,9 @@ import struct
 
 import numpy as np
 
-from probe.decode import count_reasons, decode
-from probe.packets import FrameBatch, PacketTable
-from probe.reasons import DecodeReason
+from core.packets import FrameBatch, PacketTable
+from probe.decode.decoder import count_reasons, decode
+from probe.decode.reasons import DecodeReason
 from tests.frames import LINK_TYPES, ROW_FIELDS
 from tests.fuzz.interpreted import decode_interpreted
 

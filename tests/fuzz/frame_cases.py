@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from probe.packets import FrameBatch
+from core.packets import FrameBatch
 from tests.frames import (
     ETH_MPLS,
     ETH_MPLS_MCAST,

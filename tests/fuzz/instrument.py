@@ -15,9 +15,9 @@ from typing import Any
 
 import atheris  # type: ignore[import-untyped]  # ships no type information
 
-KERNEL_MODULES = ("probe.kernels.decode", "probe.kernels.walk", "cache.kernel")
+KERNEL_MODULES = ("probe.decode.kernel", "probe.sources.kernel", "cache.kernel")
 CHECK_MODULES = (
-    "probe.sources", "probe.meter", "probe.cli", "tests.fuzz.interpreted",
+    "probe.sources.capture", "probe.meter.offline", "probe.cli.main", "tests.fuzz.interpreted",
     "tests.fuzz.decode_checks", "tests.fuzz.frame_cases", "tests.fuzz.capture_checks",
 )  # fmt: skip
 

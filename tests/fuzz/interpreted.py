@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import probe.decode
-from probe.decode import decode
-from probe.kernels import decode as decode_kernel
-from probe.kernels import walk
-from probe.packets import FrameBatch, PacketTable
+import probe.decode.decoder
+from core.packets import FrameBatch, PacketTable
+from probe.decode import kernel as decode_kernel
+from probe.decode.decoder import decode
+from probe.sources import kernel as walk
 
 
 def _uncompiled_module(module: types.ModuleType) -> dict[str, Any]:
@@ -41,8 +41,8 @@ walk_pcapng_py: Callable[..., tuple[int, int, int]] = _WALK["walk_pcapng"]
 
 
 def decode_interpreted(frames: FrameBatch) -> PacketTable:
-    """``probe.decode.decode`` with the interpreted kernel in place of the compiled one."""
-    namespace = vars(probe.decode)
+    """``probe.decode.decoder.decode`` with the interpreted kernel in place of the compiled one."""
+    namespace = vars(probe.decode.decoder)
     compiled = namespace["decode_frames"]
     namespace["decode_frames"] = decode_frames_py
     try:

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probe.decode import decode
-from probe.packets import FrameBatch, PacketTable
-from probe.reasons import DecodeReason
+from core.packets import FrameBatch, PacketTable
+from probe.decode.decoder import decode
+from probe.decode.reasons import DecodeReason
 from tests.frames import (
     AF_INET,
     AF_INET6_LINUX,
@@ -573,7 +573,7 @@ class TestTruncation:
 
 UNCOMPILED = """
 import json, sys
-from probe.decode import decode
+from probe.decode.decoder import decode
 from tests.frames import ROW_FIELDS, frame_batch
 out = []
 for linktype, data, cut in json.load(sys.stdin):

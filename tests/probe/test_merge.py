@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cache.config import CacheConfig
-from cache.records import EndReason, RecordTable
-from probe.meter import meter_captures
-from probe.packets import PacketTable
-from probe.sources import merge_in_time
+from core.packets import PacketTable
+from core.records import EndReason, RecordTable
+from probe.meter.offline import meter_captures
+from probe.meter.merge import merge_in_time
 from tests.captures import (
     T0_NS,
     Frame,

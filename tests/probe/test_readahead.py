@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from probe.readahead import ReadAhead
+from probe.meter.readahead import ReadAhead
 
 
 def test_items_arrive_in_order() -> None:

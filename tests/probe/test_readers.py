@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-import probe.sources as sources
+import probe.sources.capture as sources
 from cache.config import CacheConfig
-from cache.records import RecordTable
-from probe.chunked import ChunkedInput
-from probe.errors import InputError
-from probe.mapped import RELEASE_BYTES, MappedInput
-from probe.meter import meter_captures
-from probe.packets import FrameBatch
-from probe.prefetch import PrefetchReader
-from probe.readers import DEFAULT_BATCH_FRAMES
-from probe.sources import Capture
+from core.errors import InputError
+from core.packets import FrameBatch
+from core.records import RecordTable
+from probe.meter.offline import meter_captures
+from probe.sources.capture import Capture
+from probe.sources.chunked import ChunkedInput
+from probe.sources.mapped import RELEASE_BYTES, MappedInput
+from probe.sources.prefetch import PrefetchReader
+from probe.sources.readers import DEFAULT_BATCH_FRAMES
 from tests.captures import (
     EPB,
     ETHERNET,

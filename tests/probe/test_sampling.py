@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probe.errors import ConfigError
-from probe.sampling import SamplingConfig, SamplingMode, make_sampler
+from core.errors import ConfigError
+from probe.meter.sampling import SamplingConfig, SamplingMode, make_sampler
 
 MODES = [SamplingMode.DETERMINISTIC, SamplingMode.RANDOM, SamplingMode.PROBABILISTIC]
 

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cache.config import CacheConfig
-from probe.cli import app
-from probe.sampling import SamplingConfig, SamplingMode
-from probe.sampling_bench import collect_records, compare, detect_scenarios, run_trials
+from probe.bench.sampling import collect_records, compare, detect_scenarios, run_trials
+from probe.cli.main import app
+from probe.meter.sampling import SamplingConfig, SamplingMode
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SEED_SCENARIOS = [SAMPLES / "synflood.pcap", SAMPLES / "slowscan.pcap", SAMPLES / "portscan.pcap"]

@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
-from cache.records import RecordTable
-from probe.decode import count_reasons, decode
-from probe.live import READ_TIMEOUT_MS, CaptureStats, LiveCapture
-from probe.meter import ClockHook, Counters, RecordSink
-from probe.packets import FrameBatch
-from probe.sampling import SamplingConfig, make_sampler
+from core.packets import FrameBatch
+from core.records import RecordTable
+from probe.decode.decoder import count_reasons, decode
+from probe.live.pcap import READ_TIMEOUT_MS, CaptureStats, LiveCapture
+from probe.meter.offline import ClockHook, Counters, RecordSink
+from probe.meter.sampling import SamplingConfig, make_sampler
 
 TICK_S = 1.0
 DRAIN_WAIT_S = 4 * READ_TIMEOUT_MS / 1000

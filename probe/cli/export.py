@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cache.records import RecordTable
+from core.records import RecordTable
 from exporter import EXPORTERS, ExportConfig, Exporter, SamplingAlgorithm
 from exporter.collector import Collector
 from exporter.session import ExportSession
 from exporter.sinks import MemorySink, PcapSink, Sink, UdpSink
-from probe.endpoints import Endpoint, parse_endpoint
-from probe.sampling import SamplingConfig
+from probe.cli.endpoints import Endpoint, parse_endpoint
+from probe.meter.sampling import SamplingConfig
 
 DEFAULT_PACE = 10_000.0  # datagrams/s: nfcapd on loopback lost none at 40,000 (README)
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from probe.chunked import ChunkedInput
-from probe.errors import InputError
-from probe.kernels import walk
-from probe.linktypes import is_supported, linktype_name
-from probe.mapped import MappedInput
-from probe.packets import FrameBatch
+from core.errors import InputError
+from core.packets import FrameBatch
+from probe.decode.linktypes import is_supported, linktype_name
+from probe.sources import kernel as walk
+from probe.sources.chunked import ChunkedInput
+from probe.sources.mapped import MappedInput
 
 PCAP_MAGIC_US, PCAP_MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from probe.columns import ColumnTable
+from core.columns import ColumnTable
 
 
 @dataclass(slots=True)

@@ -15,15 +15,17 @@ from typing import Annotated
 import typer
 
 from cache.config import CacheConfig
-from cache.records import RecordTable
+from core.errors import ConfigError, SpanflowError
+from core.records import RecordTable
 from exporter.background import BackgroundWriter
 from exporter.flowfile import FlowFileWriter
 from exporter.session import ExportSession
 from exporter.table import table_lines
-from probe import cli_options as o
-from probe.cli_capture import capture
-from probe.cli_collect import collect
-from probe.cli_export import (
+from probe.cli import options as o
+from probe.cli.bench_sampling import bench_sampling
+from probe.cli.capture import capture
+from probe.cli.collect import collect
+from probe.cli.export import (
     DEFAULT_PACE,
     ExportFormat,
     ExportOptions,
@@ -32,12 +34,10 @@ from probe.cli_export import (
     make_exporter,
     open_session,
 )
-from probe.cli_sampling import bench_sampling
-from probe.errors import ConfigError, SpanflowError
-from probe.meter import ClockHook, Counters, end_reason_counts, meter_captures
-from probe.reasons import DecodeReason
-from probe.sampling import SamplingConfig, SamplingMode
-from probe.warmup import load_kernels
+from probe.decode.reasons import DecodeReason
+from probe.meter.offline import ClockHook, Counters, end_reason_counts, meter_captures
+from probe.meter.sampling import SamplingConfig, SamplingMode
+from probe.meter.warmup import load_kernels
 
 app = typer.Typer(
     name="spanflow",

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from probe.errors import ConfigError, InputError
-from probe.linktypes import is_supported, linktype_name
-from probe.packets import FrameBatch
+from core.errors import ConfigError, InputError
+from core.packets import FrameBatch
+from probe.decode.linktypes import is_supported, linktype_name
 
 READ_TIMEOUT_MS = 50  # never 0: libpcap would never deliver a partly filled buffer block
 

@@ -16,9 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from cache.config import CacheConfig
-from cache.records import RecordTable
-from probe.meter import meter_captures
-from probe.sampling import SamplingConfig, SamplingMode
+from core.records import RecordTable
+from probe.meter.offline import meter_captures
+from probe.meter.sampling import SamplingConfig, SamplingMode
 
 TOP_N = 10
 TCP, SYN, ACK = 6, 0x02, 0x10

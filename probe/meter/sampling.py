@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from probe.errors import ConfigError
+from core.errors import ConfigError
 
 BoolArray = npt.NDArray[np.bool_]
 

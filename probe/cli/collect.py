@@ -13,13 +13,13 @@ from typing import Annotated
 
 import typer
 
-from cache.records import RecordTable
+from core.errors import ConfigError, SpanflowError
+from core.records import RecordTable
 from exporter.collector import Collector, udp_payload
 from exporter.flowfile import RowFormat
 from exporter.table import table_lines
-from probe.endpoints import parse_endpoint
-from probe.errors import ConfigError, SpanflowError
-from probe.sources import Capture
+from probe.cli.endpoints import parse_endpoint
+from probe.sources.capture import Capture
 
 POLL_S = 0.2
 

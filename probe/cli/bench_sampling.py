@@ -14,9 +14,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from cache.config import CacheConfig
-from probe.errors import ConfigError, SpanflowError
-from probe.sampling import SamplingMode
-from probe.sampling_bench import TrialResult, as_json, run_trials, summarize
+from core.errors import ConfigError, SpanflowError
+from probe.bench.sampling import TrialResult, as_json, run_trials, summarize
+from probe.meter.sampling import SamplingMode
 
 
 def _numbers(text: str) -> list[int]:
@@ -85,7 +85,7 @@ def bench_sampling(
         if report is not None:
             report.mkdir(parents=True, exist_ok=True)
             (report / "report.json").write_text(json.dumps(as_json(truth, results), indent=2))
-            from probe.sampling_plots import write_plots
+            from probe.bench.plots import write_plots
 
             for path in [report / "report.json", *write_plots(summary, report)]:
                 err.print(f"spanflow: wrote {path}", markup=False)

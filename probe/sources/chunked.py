@@ -11,8 +11,8 @@ import zlib
 import numpy as np
 import numpy.typing as npt
 
-from probe.errors import InputError
-from probe.prefetch import Readable
+from core.errors import InputError
+from probe.sources.prefetch import Readable
 
 DEFAULT_CHUNK_BYTES = 8 << 20
 

@@ -15,14 +15,15 @@ import numpy.typing as npt
 
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
-from cache.records import EndReason, RecordTable
-from probe.decode import count_reasons, decode
-from probe.packets import PacketTable
-from probe.readahead import ReadAhead
-from probe.readers import DEFAULT_BATCH_FRAMES
-from probe.reasons import DecodeReason
-from probe.sampling import Sampler, SamplingConfig, make_sampler
-from probe.sources import Capture, decoded_tables, frame_batches, merge_in_time
+from core.packets import PacketTable
+from core.records import EndReason, RecordTable
+from probe.decode.decoder import count_reasons, decode
+from probe.decode.reasons import DecodeReason
+from probe.meter.merge import decoded_tables, merge_in_time
+from probe.meter.readahead import ReadAhead
+from probe.meter.sampling import Sampler, SamplingConfig, make_sampler
+from probe.sources.capture import Capture, frame_batches
+from probe.sources.readers import DEFAULT_BATCH_FRAMES
 
 FULL = SamplingConfig()
 

@@ -1,6 +1,6 @@
 """Compiled header decoder: one pass over the frames of a batch, one row each.
 
-Trusts its input (``probe.decode.decode`` checks dtypes once). Writes only
+Trusts its input (``probe.decode.decoder.decode`` checks dtypes once). Writes only
 decoded rows' fields; the caller passes zeroed columns, so an undecodable
 frame keeps every key field 0 and gets a nonzero ``reason``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# DecodeReason values (probe.reasons), repeated as plain ints for the compiler.
+# DecodeReason values (probe.decode.reasons), repeated as plain ints for the compiler.
 OK, L4_TRUNCATED, UNKNOWN_LINKTYPE, L2_TRUNCATED, NOT_IP, IP_TRUNCATED, IP_BAD_HEADER = range(7)
 ETHERTYPE, NIBBLE = 1, 2
 ETH_IPV4, ETH_IPV6, ETH_MPLS_UC, ETH_MPLS_MC = 0x0800, 0x86DD, 0x8847, 0x8848

@@ -11,12 +11,12 @@ import numpy as np
 
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
-from cache.records import RecordTable
+from core.packets import FrameBatch
+from core.records import RecordTable
 from exporter.flowfile import RowFormat
-from probe.decode import decode
-from probe.kernels import walk
-from probe.packets import FrameBatch
-from probe.readers import MAX_PCAP_CAPLEN, MAX_PCAPNG_BLOCK, Scratch
+from probe.decode.decoder import decode
+from probe.sources import kernel as walk
+from probe.sources.readers import MAX_PCAP_CAPLEN, MAX_PCAPNG_BLOCK, Scratch
 
 
 def load_kernels(cache_config: CacheConfig, readers: bool = True) -> None:

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from probe.cli_export import ExportFormat
-from probe.sampling import SamplingMode
+from probe.cli.export import ExportFormat
+from probe.meter.sampling import SamplingMode
 
 Inactive = Annotated[
     float, typer.Option(help="Inactive timeout, seconds: a flow idle this long ends.")

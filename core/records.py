@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from probe.columns import ColumnTable
+from core.columns import ColumnTable
 
 
 class EndReason(IntEnum):

@@ -17,18 +17,18 @@ from typing import Annotated
 import typer
 
 from cache.config import CacheConfig
-from cache.records import RecordTable
+from core.errors import ConfigError, SpanflowError
+from core.records import RecordTable
 from exporter.flowfile import FlowFileWriter
-from probe import cli_options as o
-from probe.cli_export import DEFAULT_PACE, ExportFormat, ExportOptions, fan_out, open_session
-from probe.config_file import load_defaults
-from probe.endpoints import parse_endpoint
-from probe.errors import ConfigError, SpanflowError
-from probe.live import CaptureStats, LiveCapture, LiveConfig
-from probe.live_meter import meter_live
-from probe.meter import Counters, end_reason_counts
-from probe.sampling import SamplingConfig, SamplingMode
-from probe.warmup import load_kernels
+from probe.cli import options as o
+from probe.cli.config_file import load_defaults
+from probe.cli.endpoints import parse_endpoint
+from probe.cli.export import DEFAULT_PACE, ExportFormat, ExportOptions, fan_out, open_session
+from probe.live.pcap import CaptureStats, LiveCapture, LiveConfig
+from probe.meter.live import meter_live
+from probe.meter.offline import Counters, end_reason_counts
+from probe.meter.sampling import SamplingConfig, SamplingMode
+from probe.meter.warmup import load_kernels
 
 log = logging.getLogger("spanflow")
 

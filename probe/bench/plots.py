@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from probe.errors import ConfigError
+from core.errors import ConfigError
 
 MEASURES = {
     "octets_error": "relative error of total octets (scaled)",

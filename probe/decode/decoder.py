@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from probe.kernels.decode import decode_frames
-from probe.linktypes import LT_KIND, LT_L3_OFFSET, LT_TYPE_OFFSET, LT_VERSION
-from probe.packets import FrameBatch, PacketTable
-from probe.reasons import DecodeReason
+from core.packets import FrameBatch, PacketTable
+from probe.decode.kernel import decode_frames
+from probe.decode.linktypes import LT_KIND, LT_L3_OFFSET, LT_TYPE_OFFSET, LT_VERSION
+from probe.decode.reasons import DecodeReason
 
 
 def decode(frames: FrameBatch) -> PacketTable:
