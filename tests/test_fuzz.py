@@ -120,7 +120,7 @@ def idb_option(code: int, value: bytes) -> bytes:
 
 
 class TestInterfaceOptionEdges:
-    """Reproducers the fuzzers found in probe/readers.py (once crashes, now located damage)."""
+    """Reproducers the fuzzers found in probe/sources/readers.py (once crashes, now located damage)."""
 
     @pytest.mark.parametrize(
         "body",

@@ -1,6 +1,6 @@
 """Fuzz frames for the decoder: random bytes, and valid dpkt-built frames then damaged.
 
-Every link type of the table (probe/linktypes.py, mirrored in tests.frames) is
+Every link type of the table (probe/decode/linktypes.py, mirrored in tests.frames) is
 drawn, and codes the table does not hold.
 """
 
