@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from cache.config import CacheConfig
 from core.packets import PacketTable
 from core.records import EndReason, RecordTable
-from probe.meter.offline import meter_captures
 from probe.meter.merge import merge_in_time
+from probe.meter.offline import meter_captures
 from tests.captures import (
     T0_NS,
     Frame,
