@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS := libpcap-dev softflowd nfdump tshark tcpreplay pmacct iproute2
 
-.PHONY: demo test lint bench bench-live flood soak fuzz setup debs clean
+.PHONY: demo test lint bench bench-live same-records flood soak fuzz setup debs clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ bench: setup
 
 bench-live: setup
 	$(PY) tests/bench/run_bench_live.py
+
+# Records byte-identical to another revision's (default: the last one before the stage layout), samples and bench capture.
+SAME_AS ?= 961e76b
+same-records: setup
+	$(PY) tests/bench/same_records.py --against $(SAME_AS) --bench
 
 FUZZ_SECONDS ?= 600
 

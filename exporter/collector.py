@@ -1,8 +1,10 @@
 """A small collector: decodes v5, v9 and IPFIX datagrams from any exporter.
 
-Templates are kept per exporter address and source id / observation domain
-(in the decoders); sequence numbers are checked per exporter, version and
-domain with each version's own rule; garbage is counted, never raised.
+Decoders and sequence rules come from exporter.registry.FORMATS, so nothing
+here knows a version number or a wire layout. Templates are kept per exporter
+address and source id / observation domain (in the decoders); sequence
+numbers are checked per exporter, version and domain with each format's own
+rule; garbage (unknown versions too) is counted, never raised.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ import numpy as np
 from core.records import RecordTable
 from exporter.errors import DecodeError
 from exporter.formats import Decoded
-from exporter.ipfix import IpfixDecoder
-from exporter.v5 import decode_v5
-from exporter.v9 import V9Decoder
+from exporter.registry import FORMATS, Decoder, WireFormat
 
 SEQUENCE_MODULUS = 1 << 32
 
@@ -39,8 +39,7 @@ class Collector:
 
     def __init__(self, scale: bool = False) -> None:
         self.scale = scale
-        self.v9 = V9Decoder()
-        self.ipfix = IpfixDecoder()
+        self._decoders: dict[int, Decoder] = {v: f.decoder() for v, f in FORMATS.items()}
         self.stats = CollectorStats()
         self._expected: dict[tuple[object, int, int], int] = {}
         self._interval: dict[tuple[object, int, int], int] = {}
@@ -49,14 +48,14 @@ class Collector:
         """Records of one datagram (scaled by the announced sampling interval if asked)."""
         self.stats.datagrams += 1
         try:
-            decoded = self._decode(datagram, sender)
+            wire, decoded = self._decode(datagram, sender)
         except DecodeError as exc:
             self.stats.bad_datagrams += 1
             self.stats.first_error = self.stats.first_error or str(exc)
             return RecordTable.empty(0)
         self.stats.unknown_template_sets += decoded.skipped_sets
         stream = (sender, decoded.version, _domain(decoded))
-        self._check_sequence(stream, decoded)
+        self._check_sequence(stream, wire, decoded)
         if decoded.sampling is not None:
             self._interval[stream] = max(decoded.sampling.interval, 1)
             self.stats.sampling[stream] = self._interval[stream]
@@ -69,27 +68,19 @@ class Collector:
             records.octets = records.octets * np.uint64(interval)
         return records
 
-    def _decode(self, datagram: bytes, sender: object) -> Decoded:
+    def _decode(self, datagram: bytes, sender: object) -> tuple[WireFormat, Decoded]:
         if len(datagram) < 2:
             raise DecodeError(f"{len(datagram)}-byte datagram")
         version = int.from_bytes(datagram[:2], "big")
-        if version == 5:
-            return decode_v5(datagram)
-        if version == 9:
-            return self.v9.decode(datagram, sender)
-        if version == 10:
-            return self.ipfix.decode(datagram, sender)
-        raise DecodeError(f"unknown export version {version}")
+        wire = FORMATS.get(version)
+        if wire is None:
+            raise DecodeError(f"unknown export version {version}")
+        return wire, self._decoders[version].decode(datagram, sender)
 
-    def _check_sequence(self, stream: tuple[object, int, int], decoded: Decoded) -> None:
-        header = decoded.header
-        if decoded.version == 5:
-            sequence, advance = int(header["flow_sequence"]), int(header["count"])
-        elif decoded.version == 9:
-            sequence, advance = int(header["sequence_number"]), 1
-        else:
-            # RFC 7011 3.1: every data record counts, the sampling options record too.
-            sequence, advance = int(header["sequence_number"]), decoded.data_records
+    def _check_sequence(
+        self, stream: tuple[object, int, int], wire: WireFormat, decoded: Decoded
+    ) -> None:
+        sequence, advance = wire.sequence(decoded), wire.advance(decoded)
         expected = self._expected.get(stream)
         if expected is not None and sequence != expected:
             self.stats.sequence_gaps += 1

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 import numpy.typing as npt
 
-from core.errors import ConfigError, ExportError
+from core.errors import ExportError
 from core.records import EndReason, RecordTable
 from exporter import text_kernel as tk
 
@@ -77,20 +78,39 @@ class RowFormat:
         return out[:size].tobytes()
 
 
-FORMATS = {".csv": RowFormat.csv, ".jsonl": RowFormat.jsonl, ".json": RowFormat.jsonl}
+class FlowFileFormat(StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+ROW_FORMATS = {FlowFileFormat.CSV: RowFormat.csv, FlowFileFormat.JSONL: RowFormat.jsonl}
+SUFFIXES = {
+    ".csv": FlowFileFormat.CSV,
+    ".jsonl": FlowFileFormat.JSONL,
+    ".json": FlowFileFormat.JSONL,
+}
+
+
+def file_format(path: str, given: FlowFileFormat | None = None) -> FlowFileFormat:
+    """The format asked for, else the one the suffix names (.csv, .jsonl, .json), else CSV."""
+    if given is not None:
+        return given
+    if path == "-":
+        return FlowFileFormat.CSV
+    return SUFFIXES.get(Path(path).suffix.lower(), FlowFileFormat.CSV)
 
 
 class FlowFileWriter:
-    """Writes records to a ``.csv`` or ``.jsonl`` file (``-`` is stdout as CSV)."""
+    """Writes records to any path (devices and FIFOs too; ``-`` is stdout) as CSV or JSON lines.
 
-    def __init__(self, path: str, stdout: IO[bytes] | None = None) -> None:
-        suffix = Path(path).suffix.lower()
-        if path == "-":
-            suffix = ".csv"
-        if suffix not in FORMATS:
-            raise ConfigError(f"{path}: flow file must end in .csv or .jsonl")
+    The format is ``row_format`` when given, else it follows the path (see ``file_format``).
+    """
+
+    def __init__(
+        self, path: str, stdout: IO[bytes] | None = None, row_format: FlowFileFormat | None = None
+    ) -> None:
         self.path = path
-        self.format = FORMATS[suffix]()
+        self.format = ROW_FORMATS[file_format(path, row_format)]()
         self.stream: IO[bytes]
         if path == "-" and stdout is not None:
             self.stream = stdout

@@ -145,7 +145,7 @@ class Decoded:
 
     ``header`` is a row of the version's header dtype (fields named as in the
     spec). ``records`` are the flow records in wire order; fields the format
-    does not carry are 0 (v5/v9 have no end reason, v5 no VLAN). Times come
+    does not carry are 0 (v5 has no end reason and no VLAN). Times come
     from the collector formula: v5 to the millisecond, v9 to the millisecond
     when the exporter's clock sits on a whole second (spanflow's does; others
     may date records up to a second early), IPFIX absolute milliseconds.

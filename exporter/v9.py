@@ -9,7 +9,9 @@ collectors then get record times exact to the millisecond, instead of up to
 a second early. FIRST/LAST_SWITCHED (22/21) are sysUptime milliseconds;
 IN_BYTES/IN_PKTS are 64-bit. ICMP type/code (type * 256 + code) goes in
 L4_DST_PORT, as Cisco exports it, and in ICMP_TYPE (32), where nfdump looks
-for it. The options template 258 (scope System = source id) carries
+for it. flowEndReason (136, the IPFIX number: RFC 3954 section 8 lists no end
+reason) ends each record, as softflowd exports it, so collectors see why a
+flow ended. The options template 258 (scope System = source id) carries
 SAMPLING_INTERVAL (34) and SAMPLING_ALGORITHM (35) with every template
 refresh, also when not sampling (interval 1): collectors such as goflow2
 otherwise assume a rate of 0.
@@ -81,6 +83,7 @@ def _flow_fields(src: Field, dst: Field) -> tuple[Field, ...]:
         Field("LAST_SWITCHED", 21, ">u4", "last"),
         Field("SRC_VLAN", 58, ">u2", "vlan"),
         Field("IP_PROTOCOL_VERSION", 60, "u1", "version"),
+        Field("FLOW_END_REASON", 136, "u1", "end_reason"),  # as softflowd exports it
     )
 
 
@@ -90,7 +93,7 @@ V9_IPV4 = Layout(
         Field("IPV4_SRC_ADDR", 8, ">u4", "src4"), Field("IPV4_DST_ADDR", 12, ">u4", "dst4")
     ),
 )
-assert V9_IPV4.dtype.itemsize == 48
+assert V9_IPV4.dtype.itemsize == 49
 V9_IPV6 = Layout(
     IPV6_TEMPLATE_ID,
     _flow_fields(
@@ -98,7 +101,7 @@ V9_IPV6 = Layout(
         Field("IPV6_DST_ADDR", 28, (">u8", (2,)), "dst6"),
     ),
 )
-assert V9_IPV6.dtype.itemsize == 72
+assert V9_IPV6.dtype.itemsize == 73
 V9_OPTIONS = Layout(
     OPTIONS_TEMPLATE_ID,
     (

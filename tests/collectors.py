@@ -1,7 +1,9 @@
 """Collectors for export tests: a real nfcapd on loopback read back with nfdump, and a slow UDP reader.
 
-Every wait has a deadline; nfcapd is stopped by its PID (SIGTERM, then SIGKILL)
-whatever happens, and the slow reader's thread is joined on exit.
+Also the one copy of the helpers tests and benchmarks share: a free UDP port,
+the state of a bound UDP socket, stopping a child process by its PID, running
+nfdump. Every wait has a deadline; nfcapd is stopped by its PID (SIGTERM, then
+SIGKILL) whatever happens, and the slow reader's thread is joined on exit.
 """
 
 from __future__ import annotations
@@ -35,14 +37,36 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def udp_queue_bytes(port: int) -> int | None:
-    """Bytes waiting in the receive queue of the IPv4 UDP socket bound to ``port`` (None: none)."""
+def udp_socket_state(port: int) -> tuple[int, int] | None:
+    """(receive queue bytes, drops) of the IPv4 UDP socket bound to ``port`` (None: none is)."""
     wanted = f":{port:04X}"
     for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
         fields = line.split()
         if fields[1].endswith(wanted):
-            return int(fields[4].split(":")[1], 16)
+            return int(fields[4].split(":")[1], 16), int(fields[-1])
     return None
+
+
+def udp_queue_bytes(port: int) -> int | None:
+    """Bytes waiting in the receive queue of the IPv4 UDP socket bound to ``port`` (None: none)."""
+    state = udp_socket_state(port)
+    return None if state is None else state[0]
+
+
+def stop_process(
+    process: subprocess.Popen[bytes],
+    signum: int = signal.SIGTERM,
+    deadline_s: float = DEADLINE_S,
+) -> None:
+    """Send ``signum`` to this one process by its PID, reap it; SIGKILL if it outlives the deadline."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=deadline_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=deadline_s)
 
 
 def nfdump_version() -> tuple[int, ...]:
@@ -62,7 +86,8 @@ def nfdump_ms(text: str) -> int:
     return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
 
 
-def _nfdump(*args: str) -> str:
+def run_nfdump(*args: str) -> str:
+    """nfdump's stdout for ``args`` (times in UTC); fails on a non-zero exit or after 60 s."""
     assert NFDUMP is not None
     done = subprocess.run(
         [NFDUMP, *args], capture_output=True, text=True, timeout=60, env=TOOL_ENV, check=True
@@ -111,30 +136,32 @@ class Nfcapd:
     ) -> None:
         self.stop()
 
+    def drain(self) -> None:
+        """Wait until nfcapd has read every datagram queued on its socket."""
+        self._wait(lambda: not udp_queue_bytes(self.port), "drain its socket")
+
     def finish(self) -> None:
         """Wait until nfcapd has read every queued datagram, then stop it so it writes its file."""
-        self._wait(lambda: not udp_queue_bytes(self.port), "drain its socket")
+        self.drain()
         self.stop()
         assert self.process.returncode == 0, self.log_path.read_text()
 
     def stop(self) -> None:
         """SIGTERM by PID (nfcapd then flushes its file), SIGKILL if it does not exit in time."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=DEADLINE_S)
+        stop_process(self.process)
 
     def rows(self) -> list[dict[str, object]]:
         """Every stored flow record as nfdump's JSON objects."""
-        out = _nfdump("-R", str(self.directory), "-o", "json")
+        out = run_nfdump("-R", str(self.directory), "-o", "json")
         if "No matching flows" in out:  # nfdump prints it inside the brackets
             return []
         parsed: list[dict[str, object]] = json.loads(out)
         return parsed
+
+    def addresses(self) -> list[str]:
+        """The source address of every stored flow record, as nfdump prints it."""
+        out = run_nfdump("-R", str(self.directory), "-q", "-o", "fmt:%sa")
+        return [line.strip() for line in out.splitlines() if line.strip()]
 
     def summary(self) -> dict[str, int]:
         """nfdump -I totals over every file: Flows, Packets, Bytes, Sequence failures."""
@@ -142,7 +169,7 @@ class Nfcapd:
         assert files, "nfcapd wrote no file"
         totals = dict.fromkeys(SUMMARY_FIELDS, 0)
         for path in files:
-            for line in _nfdump("-r", str(path), "-I").splitlines():
+            for line in run_nfdump("-r", str(path), "-I").splitlines():
                 name, _, value = line.partition(":")
                 if name in totals:
                     totals[name] += int(value)

@@ -114,6 +114,40 @@ class TestFlowFiles:
         assert csv_rows(result.stdout) == expected_rows(packets)
         assert "spanflow:" not in result.stdout
 
+    def test_dev_null_is_accepted(self, tmp_path: Path) -> None:
+        """-o /dev/null (a device, no .csv suffix) is written to and the run exits 0."""
+        packets = traffic()
+        result = run(write_traffic(tmp_path, packets), "-o", os.devnull)
+        assert result.exit_code == 0, result.stderr
+        read = f"spanflow: read {len(packets)} frames"
+        assert any(line.startswith(read) for line in stderr_lines(result))
+
+    def test_unknown_suffix_is_written_as_csv(self, tmp_path: Path) -> None:
+        """-o with a suffix that names no format writes CSV, header first."""
+        packets = traffic()
+        out = tmp_path / "out.txt"
+        result = run(write_traffic(tmp_path, packets), "-o", out)
+        assert result.exit_code == 0, result.stderr
+        assert csv_rows(out.read_text()) == expected_rows(packets)
+
+    @pytest.mark.parametrize("name", ["out.txt", "out.csv"])
+    def test_flows_format_overrides_the_suffix(self, tmp_path: Path, name: str) -> None:
+        """--flows-format jsonl writes JSON lines whatever the file's suffix says."""
+        packets = traffic()
+        out = tmp_path / name
+        result = run(write_traffic(tmp_path, packets), "--flows-format", "jsonl", "-o", out)
+        assert result.exit_code == 0, result.stderr
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert rows_by_key(rows) == expected_rows(packets)
+
+    def test_flows_format_applies_to_stdout(self, tmp_path: Path) -> None:
+        """-o - with --flows-format jsonl puts JSON lines, not CSV, on stdout."""
+        packets = traffic()
+        result = run(write_traffic(tmp_path, packets), "-o", "-", "--flows-format", "jsonl", "-q")
+        assert result.exit_code == 0, result.stderr
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert rows_by_key(rows) == expected_rows(packets)
+
     def test_pcapng_rows_carry_the_interface(self, tmp_path: Path) -> None:
         """Flows read from pcapng interface 1 have ifindex 2."""
         packets = traffic()
@@ -131,7 +165,7 @@ class TestTableAndSummary:
     @pytest.mark.parametrize("export_format", ["ipfix", "9"])
     def test_table_on_stdout(self, tmp_path: Path, export_format: str) -> None:
         """With no sink, the table decoded back from the datagrams: one line per flow, in order
-        of first packet; IPFIX carries the end reason, v9 has none to carry ("-")."""
+        of first packet, each with the end reason both IPFIX and v9 carry (IE 136)."""
         packets = traffic()
         result = run(write_traffic(tmp_path, packets), "--format", export_format)
         assert result.exit_code == 0, result.stderr
@@ -146,8 +180,7 @@ class TestTableAndSummary:
                 f"[{a}]:{p}" if ":" in a else f"{a}:{p}" for a, p in ((src, sport), (dst, dport))
             ]
             row = expected[key]
-            end = row["end_reason"] if export_format == "ipfix" else "-"
-            pattern = rf"2026-01-01 00:00:00\.0\d\d .* {re.escape(ends[0])} +{re.escape(ends[1])} +{row['packets']} +{row['octets']} .* {end}"
+            pattern = rf"2026-01-01 00:00:00\.0\d\d .* {re.escape(ends[0])} +{re.escape(ends[1])} +{row['packets']} +{row['octets']} .* {row['end_reason']}"
             assert re.fullmatch(pattern, line), line
 
     def test_end_reasons_follow_the_packets(self) -> None:
@@ -240,14 +273,13 @@ class TestErrors:
         assert result.exit_code == 2
         assert result.stderr == "spanflow: error: max flows must be between 1 and 67108864, got 0\n"
 
-    def test_flow_file_of_unknown_kind_is_a_usage_error(self, tmp_path: Path) -> None:
-        """-o with a suffix other than .csv/.jsonl is an option error: exit 2, one line."""
+    def test_unknown_flows_format_is_a_usage_error(self, tmp_path: Path) -> None:
+        """--flows-format with a value other than csv/jsonl exits 2 naming the option."""
         out = tmp_path / "flows.txt"
-        result = run(write_traffic(tmp_path, traffic()), "-o", out)
+        result = run(write_traffic(tmp_path, traffic()), "--flows-format", "xml", "-o", out)
         assert result.exit_code == 2
-        assert stderr_lines(result) == [
-            f"spanflow: error: {out}: flow file must end in .csv or .jsonl"
-        ]
+        assert "--flows-format" in result.stderr
+        assert not out.exists()
 
     def test_unknown_option(self, tmp_path: Path) -> None:
         """An unknown option exits 2 with click's usage message."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.collectors import free_udp_port, stop_process, udp_queue_bytes
 from tests.ground_truth import ground_truth
 
 pytestmark = pytest.mark.interop
@@ -33,12 +33,6 @@ SETTLED_S = 3 * REFRESH_S  # totals unchanged this long: every purge has been wr
 needs = pytest.mark.skipif(
     shutil.which("nfacctd") is None, reason="pmacct (nfacctd) is not installed"
 )
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Nfacctd:
@@ -66,25 +60,15 @@ class Nfacctd:
                 ["nfacctd", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + DEADLINE_S
-        while not self._listening():
+        while udp_queue_bytes(self.port) is None:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 pytest.fail(f"nfacctd did not start listening:\n{self.log.read_text()}")
             time.sleep(0.05)
 
-    def _listening(self) -> bool:
-        wanted = f":{self.port:04X} "
-        return any(wanted in line for line in Path("/proc/net/udp").read_text().splitlines())
-
     def stop(self) -> None:
         # nfacctd ends on SIGINT; SIGTERM can leave it running for seconds.
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(DEADLINE_S)
+        stop_process(self.process, signal.SIGINT, DEADLINE_S)
 
     def totals(self) -> tuple[int, int]:
         """(packets, bytes) summed over every CSV row the print plugin has written so far."""

@@ -43,19 +43,31 @@ def _modes(text: str) -> list[SamplingMode]:
 
 def bench_sampling(
     files: Annotated[list[str], typer.Argument(help="pcap or pcapng captures", metavar="FILE")],
-    rates: Annotated[str, typer.Option(help="Comma-separated N of 1-in-N.")] = "10,100,1000",
+    rates: Annotated[
+        str, typer.Option(metavar="N,N,...", help="Comma-separated N of 1-in-N.")
+    ] = "10,100,1000",
     modes: Annotated[
-        str, typer.Option(help="Comma-separated sampling modes.")
+        str,
+        typer.Option(
+            metavar="MODE,...",
+            help="Comma-separated sampling modes: deterministic, random, probabilistic.",
+        ),
     ] = "deterministic,random,probabilistic",
     trials: Annotated[
-        int, typer.Option(min=1, help="Trials (seeds 0..trials-1) per mode and rate.")
+        int,
+        typer.Option(min=1, metavar="N", help="Trials (seeds 0..trials-1) per mode and rate."),
     ] = 10,
     report: Annotated[
-        Path | None, typer.Option(help="Directory for report.json and PNG plots.")
+        Path | None,
+        typer.Option(metavar="DIR", help="Directory for report.json and PNG plots."),
     ] = None,
-    inactive: Annotated[float, typer.Option(help="Inactive timeout, seconds.")] = 15.0,
-    active: Annotated[float, typer.Option(help="Active timeout, seconds.")] = 1800.0,
-    max_flows: Annotated[int, typer.Option(help="Flow cache size.")] = 65536,
+    inactive: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Inactive timeout, seconds.")
+    ] = 15.0,
+    active: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Active timeout, seconds.")
+    ] = 1800.0,
+    max_flows: Annotated[int, typer.Option(metavar="N", help="Flow cache size.")] = 65536,
 ) -> None:
     """Compare sampled flow statistics with the full-capture truth, mode by mode.
 

@@ -46,23 +46,28 @@ def exclude_exports(bpf_filter: str, collectors: list[str]) -> str:
 
 
 def capture(
-    interface: Annotated[str, typer.Option("--interface", "-i", help="Interface to capture on.")],
+    interface: Annotated[
+        str, typer.Option("--interface", "-i", metavar="IFACE", help="Interface to capture on.")
+    ],
     config: Annotated[
         Path | None,
         typer.Option(
+            metavar="FILE",
             help="TOML file of option defaults (keys are option names); flags win.",
             callback=load_defaults,
             is_eager=True,
         ),
     ] = None,
     user: Annotated[
-        str | None, typer.Option(help="Drop root to this user once the capture is open.")
+        str | None,
+        typer.Option(metavar="USER", help="Drop root to this user once the capture is open."),
     ] = None,
     bpf_filter: Annotated[
         str,
         typer.Option(
             "--filter",
             "-f",
+            metavar="FILTER",
             help="BPF filter. The probe's own export datagrams are always excluded.",
         ),
     ] = "",
@@ -77,20 +82,26 @@ def capture(
     pace: o.Pace = DEFAULT_PACE,
     pcap_out: o.PcapOut = None,
     flows_out: o.FlowsOut = None,
-    snaplen: Annotated[int, typer.Option(help="Bytes captured per frame (headers only).")] = 128,
+    flows_format: o.FlowsFormat = None,
+    snaplen: Annotated[
+        int, typer.Option(metavar="BYTES", help="Bytes captured per frame (headers only).")
+    ] = 128,
     promisc: Annotated[
         bool, typer.Option(help="Promiscuous mode (a mirror port needs it).")
     ] = True,
-    buffer_mib: Annotated[int, typer.Option(help="Kernel capture buffer, MiB.")] = 64,
+    buffer_mib: Annotated[
+        int, typer.Option(metavar="MIB", help="Kernel capture buffer, MiB.")
+    ] = 64,
     inactive: o.Inactive = 15.0,
     active: o.Active = 1800.0,
     max_flows: o.MaxFlows = 65536,
     key_vlan: o.KeyVlan = False,
     sampling: o.Sampling = SamplingMode.FULL,
-    sampling_rate: o.SamplingRate = 1,
+    sampling_rate: o.SamplingRate = None,
     seed: o.Seed = 0,
     stats_interval: Annotated[
-        float, typer.Option(help="Log statistics every S seconds (0: never).")
+        float,
+        typer.Option(metavar="SECONDS", help="Log statistics every S seconds (0: never)."),
     ] = 0,
     quiet: o.Quiet = False,
 ) -> None:
@@ -121,7 +132,7 @@ def capture(
             stack.callback(session.close)
             sinks: list[Callable[[RecordTable], None]] = [session] if export.wants_export else []
             if flows_out is not None:
-                writer = FlowFileWriter(flows_out, sys.stdout.buffer)
+                writer = FlowFileWriter(flows_out, sys.stdout.buffer, flows_format)
                 stack.callback(writer.close)
                 sinks.append(writer.write)
             source = LiveCapture(live)

@@ -56,22 +56,27 @@ class RecordPrinter:
 
 def collect(
     listen: Annotated[
-        str, typer.Option(help="Address to listen on, HOST:PORT (IPv4 or [IPv6]).")
+        str,
+        typer.Option(metavar="HOST:PORT", help="Address to listen on, HOST:PORT (IPv4 or [IPv6])."),
     ] = "127.0.0.1:2055",
     output: Annotated[
-        OutputFormat, typer.Option("--format", help="Output format.")
+        OutputFormat, typer.Option("--format", metavar="table|csv|jsonl", help="Output format.")
     ] = OutputFormat.TABLE,
     from_pcap: Annotated[
-        Path | None, typer.Option(help="Read export datagrams from a pcap instead of listening.")
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="Read export datagrams from a pcap instead of listening."
+        ),
     ] = None,
     scale: Annotated[
         bool, typer.Option(help="Multiply counters by the announced sampling interval.")
     ] = False,
     count: Annotated[
-        int, typer.Option(min=0, help="Stop after this many datagrams (0: never).")
+        int, typer.Option(min=0, metavar="N", help="Stop after this many datagrams (0: never).")
     ] = 0,
     duration: Annotated[
-        float, typer.Option(min=0, help="Stop after this many seconds (0: never).")
+        float,
+        typer.Option(min=0, metavar="SECONDS", help="Stop after this many seconds (0: never)."),
     ] = 0,
 ) -> None:
     """Decode NetFlow v5, v9 and IPFIX datagrams and print their flows.

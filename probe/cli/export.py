@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.records import RecordTable
-from exporter import EXPORTERS, ExportConfig, Exporter, SamplingAlgorithm
+from exporter import ExportConfig, Exporter, SamplingAlgorithm, WireFormat, format_named
 from exporter.collector import Collector
 from exporter.session import ExportSession
 from exporter.sinks import MemorySink, PcapSink, Sink, UdpSink
@@ -18,13 +18,19 @@ DEFAULT_PACE = 10_000.0  # datagrams/s: nfcapd on loopback lost none at 40,000 (
 
 
 class ExportFormat(StrEnum):
+    """The --format choices: each names a row of exporter.FORMATS."""
+
     V5 = "5"
     V9 = "9"
     IPFIX = "ipfix"
 
     @property
+    def wire(self) -> WireFormat:
+        return format_named(self.value)
+
+    @property
     def version(self) -> int:
-        return {"5": 5, "9": 9, "ipfix": 10}[self.value]
+        return self.wire.version
 
 
 @dataclass(slots=True)
@@ -88,7 +94,7 @@ def make_exporter(
         sampling_interval=sampling.interval,
         sampling_algorithm=SamplingAlgorithm.for_mode(str(sampling.mode)), boot_ns=boot_ns,
     )  # fmt: skip
-    exporter: Exporter = EXPORTERS[options.export_format.version](config)
+    exporter: Exporter = options.export_format.wire.exporter(config)
     return exporter
 
 

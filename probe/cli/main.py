@@ -76,12 +76,13 @@ def convert(
         typer.Argument(help="pcap or pcapng captures (gzip allowed, - for stdin)", metavar="FILE"),
     ],
     flows_out: o.FlowsOut = None,
+    flows_format: o.FlowsFormat = None,
     inactive: o.Inactive = 15.0,
     active: o.Active = 1800.0,
     max_flows: o.MaxFlows = 65536,
     key_vlan: o.KeyVlan = False,
     sampling: o.Sampling = SamplingMode.FULL,
-    sampling_rate: o.SamplingRate = 1,
+    sampling_rate: o.SamplingRate = None,
     seed: o.Seed = 0,
     collector: o.Collectors = None,
     export_format: o.Format = ExportFormat.V9,
@@ -127,7 +128,7 @@ def convert(
                 sinks.append(session)
                 on_clock = session.set_clock
             if flows_out is not None:
-                writer = FlowFileWriter(flows_out, sys.stdout.buffer)
+                writer = FlowFileWriter(flows_out, sys.stdout.buffer, flows_format)
                 stack.callback(writer.close)
                 background = BackgroundWriter(writer.write)
                 stack.callback(background.close)

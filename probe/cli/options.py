@@ -5,42 +5,102 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from typer.core import TyperArgument
 
+from exporter.flowfile import FlowFileFormat
 from probe.cli.export import ExportFormat
 from probe.meter.sampling import SamplingMode
 
+_typer_display_type = TyperArgument.display_type_rich
+
+
+def _metavar_only(self: TyperArgument, ctx: typer.Context) -> str | None:
+    """An argument with a metavar is listed by it alone, not also by its type (``<list[str]>``)."""
+    return None if self.metavar is not None else _typer_display_type(self, ctx)
+
+
+# typer lists every argument as NAME <python type>; a metavar is what a person reads.
+TyperArgument.display_type_rich = _metavar_only  # type: ignore[method-assign,assignment]
+
 Inactive = Annotated[
-    float, typer.Option(help="Inactive timeout, seconds: a flow idle this long ends.")
+    float,
+    typer.Option(metavar="SECONDS", help="Inactive timeout, seconds: a flow idle this long ends."),
 ]
-Active = Annotated[float, typer.Option(help="Active timeout, seconds: a flow this old ends.")]
+Active = Annotated[
+    float, typer.Option(metavar="SECONDS", help="Active timeout, seconds: a flow this old ends.")
+]
 MaxFlows = Annotated[
-    int, typer.Option(help="Flow cache size; when full, the least recently updated flow ends.")
+    int,
+    typer.Option(
+        metavar="N", help="Flow cache size; when full, the least recently updated flow ends."
+    ),
 ]
 KeyVlan = Annotated[bool, typer.Option(help="Make the outer VLAN id part of the flow key.")]
-Sampling = Annotated[SamplingMode, typer.Option(help="Packet sampling before the cache.")]
-SamplingRate = Annotated[int, typer.Option(help="N of 1-in-N sampling (needs a --sampling mode).")]
-Seed = Annotated[int, typer.Option(help="Seed of random and probabilistic sampling.")]
+Sampling = Annotated[
+    SamplingMode,
+    typer.Option(
+        metavar="MODE",
+        help="Packet sampling before the cache: full, deterministic, random or probabilistic.",
+    ),
+]
+SamplingRate = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N", help="N of 1-in-N sampling; required by every --sampling mode but full."
+    ),
+]
+Seed = Annotated[int, typer.Option(metavar="N", help="Seed of random and probabilistic sampling.")]
 Collectors = Annotated[
     list[str] | None,
-    typer.Option("--collector", "-c", help="Send NetFlow to HOST:PORT (repeat for several)."),
+    typer.Option(
+        "--collector",
+        "-c",
+        metavar="HOST:PORT",
+        help="Send NetFlow to HOST:PORT (repeat for several).",
+    ),
 ]
-Format = Annotated[ExportFormat, typer.Option("--format", help="Export format.")]
-SourceId = Annotated[int, typer.Option(help="v9 source id / IPFIX observation domain.")]
-EngineType = Annotated[int, typer.Option(help="v5 header engine type.")]
-EngineId = Annotated[int, typer.Option(help="v5 header engine id.")]
-Mtu = Annotated[int, typer.Option(help="Largest UDP payload of a datagram, bytes.")]
-RefreshPackets = Annotated[int, typer.Option(help="v9/IPFIX: resend templates every N datagrams.")]
+Format = Annotated[
+    ExportFormat, typer.Option("--format", metavar="5|9|ipfix", help="Export format.")
+]
+SourceId = Annotated[
+    int, typer.Option(metavar="N", help="v9 source id / IPFIX observation domain.")
+]
+EngineType = Annotated[int, typer.Option(metavar="N", help="v5 header engine type.")]
+EngineId = Annotated[int, typer.Option(metavar="N", help="v5 header engine id.")]
+Mtu = Annotated[
+    int, typer.Option(metavar="BYTES", help="Largest UDP payload of a datagram, bytes.")
+]
+RefreshPackets = Annotated[
+    int, typer.Option(metavar="N", help="v9/IPFIX: resend templates every N datagrams.")
+]
 RefreshSeconds = Annotated[
-    float, typer.Option(help="v9/IPFIX: resend templates every S seconds of export clock.")
+    float,
+    typer.Option(
+        metavar="SECONDS", help="v9/IPFIX: resend templates every S seconds of export clock."
+    ),
 ]
-Pace = Annotated[float, typer.Option(help="Datagrams per second at most (0: no limit).")]
+Pace = Annotated[
+    float, typer.Option(metavar="N", help="Datagrams per second at most (0: no limit).")
+]
 PcapOut = Annotated[
-    str | None, typer.Option(help="Also write the export datagrams to a pcap file.")
+    str | None,
+    typer.Option(metavar="FILE", help="Also write the export datagrams to a pcap file."),
 ]
 FlowsOut = Annotated[
     str | None,
     typer.Option(
-        "--flows-out", "-o", help="Write records to FILE.csv or FILE.jsonl (- = CSV on stdout)."
+        "--flows-out",
+        "-o",
+        metavar="FILE",
+        help="Write one row per record to FILE (any path, /dev/null too; - is stdout).",
+    ),
+]
+FlowsFormat = Annotated[
+    FlowFileFormat | None,
+    typer.Option(
+        "--flows-format",
+        metavar="csv|jsonl",
+        help="Format of the -o file (default: JSON lines for .jsonl/.json, else CSV).",
     ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]

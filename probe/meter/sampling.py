@@ -28,20 +28,22 @@ class SamplingMode(StrEnum):
 @dataclass(frozen=True, slots=True)
 class SamplingConfig:
     mode: SamplingMode = SamplingMode.FULL
-    rate: int = 1  # N of 1-in-N
+    rate: int | None = None  # N of 1-in-N; None: not given (full mode needs none)
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.mode is SamplingMode.FULL:
-            if self.rate != 1:
+            if self.rate not in (None, 1):
                 raise ConfigError("--sampling-rate needs a sampling mode other than full")
+        elif self.rate is None:
+            raise ConfigError(f"--sampling {self.mode} needs --sampling-rate N (1-in-N)")
         elif not 1 <= self.rate <= 1 << 30:
             raise ConfigError(f"sampling rate must be between 1 and {1 << 30}, got {self.rate}")
 
     @property
     def interval(self) -> int:
         """The 1-in-N interval collectors scale by (1 when not sampling)."""
-        return 1 if self.mode is SamplingMode.FULL else self.rate
+        return 1 if self.mode is SamplingMode.FULL or self.rate is None else self.rate
 
 
 class Sampler(Protocol):
@@ -105,10 +107,11 @@ class ProbabilisticSampler:
 
 def make_sampler(config: SamplingConfig) -> Sampler:
     """Build the sampler for ``config`` once, before the loop."""
-    if config.mode is SamplingMode.FULL or config.rate == 1:
+    rate = config.interval
+    if rate == 1:
         return FullSampler()
     if config.mode is SamplingMode.DETERMINISTIC:
-        return DeterministicSampler(config.rate)
+        return DeterministicSampler(rate)
     if config.mode is SamplingMode.RANDOM:
-        return RandomSampler(config.rate, config.seed)
-    return ProbabilisticSampler(config.rate, config.seed)
+        return RandomSampler(rate, config.seed)
+    return ProbabilisticSampler(rate, config.seed)

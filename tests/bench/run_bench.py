@@ -22,7 +22,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from bench_export import (
     encode_rates,
     sampled_conversion,
 )  # run as a script: its folder is on sys.path
+
+from tests.collectors import free_udp_port, stop_process, udp_socket_state
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "bench-out"
@@ -239,42 +240,12 @@ class Collected:
     socket_drops: int | None
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def udp_socket_state(port: int) -> tuple[int, int] | None:
-    """(rx_queue bytes, drops) of the UDP socket bound to 127.0.0.1:port, from /proc/net/udp."""
-    wanted = f"0100007F:{port:04X}"
-    with open("/proc/net/udp") as table:
-        for line in table.readlines()[1:]:
-            fields = line.split()
-            if fields[1] == wanted:
-                return int(fields[4].split(":")[1], 16), int(fields[-1])
-    return None
-
-
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
             raise BenchError(f"{what} (waited {timeout_s:.0f} s)")
         time.sleep(0.02)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, wait with a deadline, then SIGKILL: only this process, by its PID."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT_S)
 
 
 @contextmanager
@@ -295,7 +266,7 @@ def collector(nfcapd: str, flow_dir: Path) -> Iterator[tuple[int, subprocess.Pop
             raise BenchError(f"nfcapd exited with {process.returncode}: see {flow_dir}.log")
         yield port, process
     finally:
-        stop(process)
+        stop_process(process, deadline_s=STOP_TIMEOUT_S)
 
 
 def bench_softflowd(

@@ -5,14 +5,17 @@ from __future__ import annotations
 import csv
 import ipaddress
 import json
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.records import EndReason, RecordTable
-from exporter.flowfile import FIELDS, FlowFileWriter, RowFormat
+from exporter.flowfile import FIELDS, FlowFileFormat, FlowFileWriter, RowFormat, file_format
 
 V4_MAPPED = 0xFFFF00000000
 
@@ -128,6 +131,61 @@ class TestWriter:
             writer.close()
         assert (tmp_path / "flows.csv").read_text().splitlines()[0] == ",".join(FIELDS)
         assert json.loads((tmp_path / "flows.jsonl").read_text())["end_reason"] == "forced"
+
+    @pytest.mark.parametrize(
+        ("path", "given", "expected"),
+        [
+            ("flows.csv", None, FlowFileFormat.CSV),
+            ("flows.JSONL", None, FlowFileFormat.JSONL),
+            ("flows.json", None, FlowFileFormat.JSONL),
+            ("flows.txt", None, FlowFileFormat.CSV),
+            ("/dev/null", None, FlowFileFormat.CSV),
+            ("-", None, FlowFileFormat.CSV),
+            ("flows.csv", FlowFileFormat.JSONL, FlowFileFormat.JSONL),
+            ("-", FlowFileFormat.JSONL, FlowFileFormat.JSONL),
+            ("flows.jsonl", FlowFileFormat.CSV, FlowFileFormat.CSV),
+        ],
+    )
+    def test_format_is_the_given_one_else_the_suffix_else_csv(
+        self, path: str, given: FlowFileFormat | None, expected: FlowFileFormat
+    ) -> None:
+        """An explicit format wins; otherwise .csv/.jsonl/.json decide, and anything else is CSV."""
+        assert file_format(path, given) is expected
+
+    def test_any_suffix_is_written_as_csv(self, tmp_path: Path) -> None:
+        """A path with no known suffix gets CSV with its header, not a refusal."""
+        path = tmp_path / "flows.txt"
+        writer = FlowFileWriter(str(path))
+        writer.write(one_record(version=4, packets=1, end_reason=EndReason.IDLE))
+        writer.close()
+        lines = path.read_text().splitlines()
+        assert lines[0] == ",".join(FIELDS)
+        assert len(lines) == 2
+
+    def test_given_format_overrides_the_suffix(self, tmp_path: Path) -> None:
+        """JSONL asked for on a .csv path writes JSON lines and no CSV header."""
+        path = tmp_path / "flows.csv"
+        writer = FlowFileWriter(str(path), row_format=FlowFileFormat.JSONL)
+        writer.write(one_record(version=4, packets=2, end_reason=EndReason.ACTIVE))
+        writer.close()
+        assert json.loads(path.read_text())["packets"] == 2
+
+    def test_devices_and_fifos_are_written(self, tmp_path: Path) -> None:
+        """/dev/null and a FIFO with a reader take records like a file does."""
+        record = one_record(version=4, packets=1, end_reason=EndReason.FORCED)
+        writer = FlowFileWriter(os.devnull)
+        writer.write(record)
+        writer.close()
+        fifo = tmp_path / "flows.fifo"
+        os.mkfifo(fifo)
+        received: list[bytes] = []
+        reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+        reader.start()
+        writer = FlowFileWriter(str(fifo), row_format=FlowFileFormat.JSONL)
+        writer.write(record)
+        writer.close()
+        reader.join(timeout=10)
+        assert json.loads(received[0])["end_reason"] == "forced"
 
     def test_empty_table_writes_nothing(self) -> None:
         """Rendering no records gives no bytes."""

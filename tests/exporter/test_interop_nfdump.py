@@ -10,17 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +23,21 @@ from core.records import RecordTable
 from exporter import EXPORTERS
 from exporter.formats import ExportConfig
 from exporter.sinks import PcapSink, UdpSink
-from tests.collectors import nfdump_version
+from tests.collectors import (
+    HAVE_NFDUMP,
+    TOOL_ENV,
+    Nfcapd,
+    nfdump_ms,
+    nfdump_version,
+    run_nfdump,
+)
 from tests.exporter.vectors import V4_MAPPED, walk_sets
 
 pytestmark = pytest.mark.interop
 
-NFCAPD, NFDUMP, TSHARK = (shutil.which(tool) for tool in ("nfcapd", "nfdump", "tshark"))
+TSHARK = shutil.which("tshark")
 needs_nfdump = pytest.mark.skipif(
-    NFCAPD is None or NFDUMP is None, reason="nfcapd/nfdump not installed (Debian package nfdump)"
+    not HAVE_NFDUMP, reason="nfcapd/nfdump not installed (Debian package nfdump)"
 )
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 
@@ -46,8 +46,6 @@ EXPORT_NS = BOOT_NS + 600_437_000_123  # after every record ends, not on a whole
 RECORDS = 360
 BATCH = 45  # records per encode call, so sequence numbers run across calls
 REFRESH = 4  # templates every 4 datagrams, so refreshes happen mid-stream
-DEADLINE_S = 10.0
-TOOL_ENV = {**os.environ, "TZ": "UTC"}
 HEADER_SIZE = {5: 24, 9: 20, 10: 16}
 
 
@@ -88,45 +86,6 @@ def encode(version: int, records: RecordTable, **config: int) -> list[bytes]:
     return datagrams
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def nfcapd(tmp_path: Path) -> Iterator[int]:
-    """A running nfcapd on 127.0.0.1; yields its port, stops it (SIGTERM) on exit."""
-    assert NFCAPD is not None
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    log_path = tmp_path / "nfcapd.log"
-    port = free_udp_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [NFCAPD, "-b", "127.0.0.1", "-p", str(port), "-w", str(flows), "-t", "3600"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=TOOL_ENV,
-        )
-    try:
-        deadline = time.monotonic() + DEADLINE_S
-        while b"Startup" not in log_path.read_bytes():
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "nfcapd did not start"
-            time.sleep(0.05)
-        yield port
-        time.sleep(0.5)  # let nfcapd drain its socket before it is told to stop
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=DEADLINE_S)
-    assert process.returncode == 0, log_path.read_text()
-
-
 def run(*args: str) -> str:
     done = subprocess.run(
         args, capture_output=True, text=True, timeout=60, env=TOOL_ENV, check=True
@@ -136,20 +95,16 @@ def run(*args: str) -> str:
 
 def collect(tmp_path: Path, datagrams: list[bytes]) -> tuple[list[dict[str, object]], str, str]:
     """(flow records as nfdump's JSON, `nfdump -I` summary, `nfdump -E` exporters)."""
-    assert NFDUMP is not None
-    with nfcapd(tmp_path) as port, UdpSink("127.0.0.1", port) as sink:
-        for datagram in datagrams:
-            sink.send(datagram, EXPORT_NS)
+    with Nfcapd(tmp_path / "flows") as collector:
+        with UdpSink("127.0.0.1", collector.port) as sink:
+            for datagram in datagrams:
+                sink.send(datagram, EXPORT_NS)
+        collector.finish()  # every datagram read, then SIGTERM so it writes its file
     assert (sink.sent, sink.errors) == (len(datagrams), 0)
-    flows = tmp_path / "flows"
+    flows = collector.directory
     [capture] = flows.glob("nfcapd.2*")
-    records = json.loads(run(NFDUMP, "-R", str(flows), "-o", "json") or "[]")
-    return records, run(NFDUMP, "-R", str(flows), "-I"), run(NFDUMP, "-E", str(capture))
-
-
-def to_ms(text: str) -> int:
-    moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1000)
+    records = json.loads(run_nfdump("-R", str(flows), "-o", "json") or "[]")
+    return records, run_nfdump("-R", str(flows), "-I"), run_nfdump("-E", str(capture))
 
 
 def expected_flows(records: RecordTable, with_vlan: bool) -> Counter[tuple[object, ...]]:
@@ -181,7 +136,7 @@ def nfdump_flows(rows: list[dict[str, object]], with_vlan: bool) -> Counter[tupl
             ports = (row["src_port"], row["dst_port"])
         flows[(ipaddress.ip_address(str(src)), ipaddress.ip_address(str(dst)), *ports,
                row["proto"], row["src_tos"], row["in_packets"], row["in_bytes"],
-               to_ms(str(row["first"])), to_ms(str(row["last"])), row["input_snmp"],
+               nfdump_ms(str(row["first"])), nfdump_ms(str(row["last"])), row["input_snmp"],
                row["src_vlan"] if with_vlan else 0)] += 1  # fmt: skip
     return flows
 
@@ -295,6 +250,33 @@ class TestTshark:
             int((sent.version == 4).sum()),
             int((sent.version == 6).sum()),
         )
+
+    @pytest.mark.parametrize("version", [9, 10])
+    def test_tshark_reads_each_records_end_reason(self, tmp_path: Path, version: int) -> None:
+        """tshark shows flowEndReason (IE 136) on every v9 and IPFIX record, equal to ours."""
+        records = generated_records()
+        path = tmp_path / f"v{version}.pcap"
+        with PcapSink(path) as sink:
+            for datagram in encode(version, records):
+                sink.send(datagram, EXPORT_NS)
+        fields = tshark(
+            path, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,",
+            "-e", "cflow.packets", "-e", "cflow.octets", "-e", "cflow.flow_end_reason",
+        )  # fmt: skip
+        seen: Counter[tuple[int, ...]] = Counter()
+        for line in fields.splitlines():
+            packets, octets, reasons = (
+                [int(v) for v in text.split(",") if v] for text in line.split("\t")
+            )
+            seen.update(zip(packets, octets, reasons, strict=True))
+        expected = zip(
+            records.packets.tolist(),
+            records.octets.tolist(),
+            records.end_reason.tolist(),
+            strict=True,
+        )
+        assert len(set(records.end_reason.tolist())) == 5
+        assert seen == Counter(expected)
 
     @pytest.mark.parametrize(
         ("version", "fields", "expected"),

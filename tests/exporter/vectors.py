@@ -102,6 +102,9 @@ V5_DATAGRAM = unhex("""
 # NetFlow v9, source id 0x42, deterministic 1-in-100: the exporter's first datagram. Its
 # header clock is the export clock rounded up to a whole second, 11 s after boot, so that
 # UNIX Secs * 1000 - sysUpTime is the boot time to the millisecond (see exporter/v9.py).
+# The field choice and order are ours (RFC 3954 leaves them to the exporter); the last
+# field, type 136 (flowEndReason), is not in the section 8 table: it is the IPFIX element
+# number (RFC 7012 / IANA), which softflowd also puts in its v9 templates.
 V9_DATAGRAM = unhex("""
     # packet header (RFC 3954 section 5.1), 20 bytes
     0009        # Version
@@ -110,9 +113,9 @@ V9_DATAGRAM = unhex("""
     6553f10b    # UNIX Secs: 1_700_000_011
     00000000    # Sequence Number: no datagram before this one
     00000042    # Source ID
-    # Template FlowSet (section 5.2): 4 + 2 * (4 + 15 * 4) = 132 bytes
-    0000 0084   # FlowSet ID 0, Length 132
-    0100 000f   # Template ID 256 (IPv4), Field Count 15
+    # Template FlowSet (section 5.2): 4 + 2 * (4 + 16 * 4) = 140 bytes
+    0000 008c   # FlowSet ID 0, Length 140
+    0100 0010   # Template ID 256 (IPv4), Field Count 16
     0008 0004   # IPV4_SRC_ADDR (8), 4 bytes (section 8 field types)
     000c 0004   # IPV4_DST_ADDR (12)
     0007 0002   # L4_SRC_PORT (7)
@@ -128,11 +131,12 @@ V9_DATAGRAM = unhex("""
     0015 0004   # LAST_SWITCHED (21)
     003a 0002   # SRC_VLAN (58)
     003c 0001   # IP_PROTOCOL_VERSION (60)
-    0101 000f   # Template ID 257 (IPv6), Field Count 15
+    0088 0001   # flowEndReason (136), 1 byte: IPFIX numbering, see above
+    0101 0010   # Template ID 257 (IPv6), Field Count 16
     001b 0010   # IPV6_SRC_ADDR (27), 16 bytes
     001c 0010   # IPV6_DST_ADDR (28)
     0007 0002  000b 0002  0020 0002  0004 0001  0005 0001  0006 0001  000a 0004  # as in 256
-    0001 0008  0002 0008  0016 0004  0015 0004  003a 0002  003c 0001
+    0001 0008  0002 0008  0016 0004  0015 0004  003a 0002  003c 0001  0088 0001
     # Options Template FlowSet (section 6.1): 4 + 6 + 3 * 4 = 22, padded to 24
     0001 0018   # FlowSet ID 1, Length 24
     0102        # Template ID 258
@@ -148,8 +152,8 @@ V9_DATAGRAM = unhex("""
     00000064    # SAMPLING_INTERVAL: 100
     01          # SAMPLING_ALGORITHM: 1 deterministic
     000000      # Padding
-    # Data FlowSet (section 5.3): 4 + 48 = 52, no padding needed
-    0100 0034   # FlowSet ID = Template ID 256, Length 52
+    # Data FlowSet (section 5.3): 4 + 49 = 53, padded to 56
+    0100 0038   # FlowSet ID = Template ID 256, Length 56
     c0000201    # IPV4_SRC_ADDR
     c6336407    # IPV4_DST_ADDR
     c738        # L4_SRC_PORT 51000
@@ -165,6 +169,8 @@ V9_DATAGRAM = unhex("""
     0000109a    # LAST_SWITCHED 4250
     0064        # SRC_VLAN 100
     04          # IP_PROTOCOL_VERSION
+    03          # flowEndReason: 3 end of flow (FIN)
+    000000      # Padding
 """)
 
 # IPFIX, observation domain 0x42, deterministic 1-in-100: the exporter's first message.
