@@ -11,7 +11,7 @@ NS_PER_S = 1_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class CacheConfig:
-    """Router cache rules (DESIGN.md, flow semantics).
+    """Router cache rules (docs/design.md, Flow rules).
 
     ``inactive_timeout_s``: a record ends when a packet comes more than this
     after its last one (rule 2), or when the clock passes last + this.

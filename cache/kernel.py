@@ -1,4 +1,4 @@
-"""Compiled flow-cache kernels: the DESIGN.md flow rules, packet by packet.
+"""Compiled flow-cache kernels: the flow rules of docs/design.md, packet by packet.
 
 Algorithm. Open records live in a pool of ``max_flows`` slots (``FLOW_SLOT``
 rows). An open-addressing table (linear probing, power-of-two size at least

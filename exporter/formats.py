@@ -1,7 +1,7 @@
 """What the wire formats share: export settings, uptime arithmetic, datagrams read back.
 
 No wire layout lives here (v5.py, v9.py and ipfix.py hold theirs), and nothing
-here knows about expiry. Times follow DESIGN.md "Export":
+here knows about expiry. Times follow docs/design.md, Export:
 
 - sysUptime is milliseconds since ``boot_ns`` modulo 2^32, counted on whole
   milliseconds of the epoch: a FIRST/LAST_SWITCHED is

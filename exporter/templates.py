@@ -135,7 +135,7 @@ class TemplateExporter:
 
     def __init__(self, config: ExportConfig | None = None) -> None:
         self.config = config = config or ExportConfig()
-        self.boot_ns: int | None = None
+        self.boot_ns: int | None = config.boot_ns
         self.datagrams_sent = 0
         self.records_sent = 0  # flow data records
         self.data_records_sent = 0  # flow and options data records (IPFIX sequence)

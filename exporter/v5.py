@@ -132,7 +132,7 @@ class V5Exporter:
         if config.sampling_interval > 1:
             sampling = config.sampling_algorithm.v5_mode << 14 | config.sampling_interval
         self.sampling_field = sampling
-        self.boot_ns: int | None = None
+        self.boot_ns: int | None = config.boot_ns
         self.flows_exported = 0  # records sent: the next flow_sequence
         self.datagrams_sent = 0
         self.skipped_ipv6 = 0

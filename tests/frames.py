@@ -2,7 +2,7 @@
 
 Nothing here calls spanflow's decoder: the builders put dpkt objects on the wire,
 and ``expected_row`` takes whole frames apart again with dpkt (header layouts
-only, the field rules of DESIGN.md written out here), then applies the cut a
+only, the field rules of docs/design.md written out here), then applies the cut a
 snaplen made.
 """
 

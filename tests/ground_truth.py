@@ -2,7 +2,7 @@
 
 Reads classic pcap with dpkt's reader and pcapng with the small struct reader
 below (dpkt's pcapng reader applies the first interface's link type to every
-packet). Keys follow DESIGN.md: IP version, addresses, ports (ICMP: 0 and
+packet). Keys follow docs/design.md: IP version, addresses, ports (ICMP: 0 and
 type*256+code; non-first fragments: 0), protocol after IPv6 extension headers,
 ToS / traffic class, input ifIndex (pcapng interface id + 1, else 0), plus the
 outer VLAN id when asked.
@@ -127,7 +127,7 @@ def _network_layer(linktype: int, frame: bytes) -> tuple[object, int]:
 
 
 def _transport(proto: int, l4: object, first_fragment: bool) -> tuple[int, int, int]:
-    """(sport, dport, tcp flags) as DESIGN.md keys them."""
+    """(sport, dport, tcp flags) as docs/design.md keys them."""
     if not first_fragment:
         return 0, 0, 0
     if proto in PORTS_PROTOS and isinstance(l4, dpkt.Packet):

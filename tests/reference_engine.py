@@ -1,4 +1,4 @@
-"""The oracle: DESIGN.md's flow rules applied one packet at a time in plain Python.
+"""The oracle: docs/design.md's flow rules applied one packet at a time in plain Python.
 
 Written from the "Flow semantics" section only; it shares no code with the
 compiled cache (``cache/kernel.py``). Slow on purpose: one Python object per open
@@ -15,7 +15,7 @@ from typing import NamedTuple
 from cache.config import CacheConfig
 from core.packets import PacketTable
 
-# End reasons: IPFIX flowEndReason values, as listed in DESIGN.md.
+# End reasons: IPFIX flowEndReason values, as listed in docs/design.md.
 IDLE, ACTIVE, END_OF_FLOW, FORCED, CACHE_FULL = 1, 2, 3, 4, 5
 TCP = 6
 FIN, RST = 0x01, 0x04

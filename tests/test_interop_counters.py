@@ -2,7 +2,7 @@
 
 NetFlow v5's dPkts and dOctets are 32-bit; a record with more than 2^32-1
 packets or octets goes out as k records with the same key and times, k =
-max(ceil(packets / M), ceil(octets / M)) with M = 2^32-1 (DESIGN.md,
+max(ceil(packets / M), ceil(octets / M)) with M = 2^32-1 (docs/design.md,
 "Export"). nfdump stores each part; what it sums per flow and in total must
 be the true counters. The expected part counts are worked out here with
 Python integers from that rule, not taken from the encoder.

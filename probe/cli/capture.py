@@ -24,7 +24,8 @@ from probe.cli import options as o
 from probe.cli.config_file import load_defaults
 from probe.cli.endpoints import parse_endpoint
 from probe.cli.export import DEFAULT_PACE, ExportFormat, ExportOptions, fan_out, open_session
-from probe.live.pcap import CaptureStats, LiveCapture, LiveConfig
+from probe.live.pcap import LiveCapture, LiveConfig
+from probe.live.source import CaptureStats, LiveSource
 from probe.meter.live import meter_live
 from probe.meter.offline import Counters, end_reason_counts
 from probe.meter.sampling import SamplingConfig, SamplingMode
@@ -135,7 +136,7 @@ def capture(
                 writer = FlowFileWriter(flows_out, sys.stdout.buffer, flows_format)
                 stack.callback(writer.close)
                 sinks.append(writer.write)
-            source = LiveCapture(live)
+            source: LiveSource = LiveCapture(live)
             stack.callback(source.close)
             load_kernels(cache, readers=False)
             if user is not None:

@@ -23,6 +23,9 @@ import numpy as np
 from core.errors import ConfigError, InputError
 from core.packets import FrameBatch
 from probe.decode.linktypes import is_supported, linktype_name
+from probe.live.source import CaptureStats
+
+__all__ = ["READ_TIMEOUT_MS", "CaptureStats", "LiveCapture", "LiveConfig"]
 
 READ_TIMEOUT_MS = 50  # never 0: libpcap would never deliver a partly filled buffer block
 
@@ -42,13 +45,6 @@ class LiveConfig:
             raise ConfigError(f"capture buffer must be 1 to 4096 MiB, got {self.buffer_mib}")
 
 
-@dataclass(frozen=True, slots=True)
-class CaptureStats:
-    received: int
-    dropped_kernel: int
-    dropped_interface: int
-
-
 def interface_index(name: str) -> int:
     """The kernel's ifIndex of an interface; ConfigError when there is no such interface."""
     try:
@@ -58,7 +54,9 @@ def interface_index(name: str) -> int:
 
 
 class LiveCapture:
-    """An open capture handle on one interface."""
+    """An open pypcap capture on one interface: a ``LiveSource``."""
+
+    drain_wait_s = 4 * READ_TIMEOUT_MS / 1000
 
     def __init__(self, config: LiveConfig) -> None:
         import pcap  # optional dependency: only live capture needs libpcap

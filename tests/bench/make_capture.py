@@ -114,7 +114,7 @@ def write_capture(
     packets laid out per write) bounds memory and changes nothing in the file.
 
     Keys: ``frames``, ``ip_octets`` (IPv4 total length / IPv6 40 + payload length,
-    summed), ``flows`` (distinct DESIGN.md default keys), plus descriptive
+    summed), ``flows`` (distinct docs/design.md default keys), plus descriptive
     counts (``wire_bytes``, ``file_bytes``, ``ipv6_packets``, ``vlan_frames``,
     ``tcp_packets``, ``udp_packets``, ``icmp_packets``, ``fin_packets``,
     ``peak_active_flows``, ``largest_flow_packets``, ``span_us``).

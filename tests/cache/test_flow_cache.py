@@ -1,4 +1,4 @@
-"""The flow cache: each DESIGN.md rule by hand, then the fast engine against the reference."""
+"""The flow cache: each docs/design.md rule by hand, then the fast engine against the reference."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What any decoded batch must satisfy, whatever its frames held; raises AssertionError if not.
 
-The expectations come from the contract (DESIGN.md, PacketTable's docstring) and
+The expectations come from the contract (docs/design.md, PacketTable's docstring) and
 from the frame bytes read here with ``struct`` where the link layer puts the IP
 header at a fixed place, never from the decoder under test. Every frame is also
 decoded alone by the interpreted kernel, over a buffer that ends where its
@@ -121,5 +121,5 @@ def check_fixed_l3(ip: bytes, row: Row, context: str) -> None:
         dst = (row["dst_hi"] << 64 | row["dst_lo"]).to_bytes(16, "big")
         assert (src, dst) == (ip[8:24], ip[24:40]), context
         later_fragment = ip[6] == FRAGMENT and struct.unpack_from(">H", ip, 42)[0] >> 3 != 0
-    if later_fragment:  # non-first fragments: ports 0 (DESIGN.md)
+    if later_fragment:  # non-first fragments: ports 0 (docs/design.md)
         assert row["sport"] == row["dport"] == row["tcp_flags"] == 0, context

@@ -1,0 +1,183 @@
+"""The Meter: one pipeline for every driver; its clock hook and the exporter's uptime zero."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cache.config import CacheConfig
+from core.packets import FrameBatch
+from core.records import EndReason, RecordTable
+from exporter.formats import ExportConfig
+from exporter.session import OFFLINE_BOOT_LEAD_NS, ExportSession
+from exporter.sinks import MemorySink
+from exporter.v9 import V9Decoder, V9Exporter
+from probe.live.source import CaptureStats, LiveSource
+from probe.meter.live import meter_live
+from probe.meter.meter import Meter
+from probe.meter.offline import meter_captures
+from probe.meter.sampling import SamplingConfig, SamplingMode
+from probe.sources.capture import Capture, frame_batches
+from tests.captures import NS_PER_S, T0_NS, pcap_file, udp_frames
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+CONFIG = CacheConfig(15.0, 1800.0, 4096)
+
+
+def rows(tables: list[RecordTable]) -> list[tuple[int, ...]]:
+    table = RecordTable.concat(tables) if tables else RecordTable.empty(0)
+    columns = [getattr(table, name).tolist() for name in RecordTable.DTYPES]
+    return sorted(zip(*columns, strict=True))
+
+
+def feed_file(meter: Meter, path: Path, batch_frames: int = 4096) -> None:
+    capture = Capture(str(path), batch_frames)
+    try:
+        for frames in frame_batches(capture, meter.counters.damage.append):
+            meter.feed(frames)
+    finally:
+        capture.close()
+
+
+def fed(
+    path: Path, batch_frames: int, sampling: SamplingConfig | None = None
+) -> tuple[Meter, list[RecordTable]]:
+    got: list[RecordTable] = []
+    meter = Meter(CONFIG, got.append, sampling)
+    feed_file(meter, path, batch_frames)
+    meter.finish()
+    return meter, got
+
+
+def three_frames(tmp_path: Path) -> Path:
+    path = tmp_path / "three.pcap"
+    path.write_bytes(pcap_file(udp_frames(3)))
+    return path
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.pcap*")))
+def test_feeding_a_meter_in_small_batches_gives_what_the_offline_driver_gives(sample: str) -> None:
+    path = SAMPLES / sample
+    offline: list[RecordTable] = []
+    counters = meter_captures([path], CONFIG, offline.append)
+    meter, records = fed(path, batch_frames=7)
+    assert rows(records) == rows(offline)
+    assert meter.counters.frames == counters.frames
+    assert meter.counters.records == counters.records == sum(len(t) for t in offline)
+    assert np.array_equal(meter.counters.by_reason, counters.by_reason)
+    assert meter.counters.peak_open_flows == counters.peak_open_flows
+
+
+def test_sampling_happens_in_the_meter_as_in_the_offline_driver() -> None:
+    path = SAMPLES / "synflood.pcap"
+    sampling = SamplingConfig(SamplingMode.DETERMINISTIC, 7)
+    offline: list[RecordTable] = []
+    counters = meter_captures([path], CONFIG, offline.append, sampling=sampling)
+    meter, records = fed(path, batch_frames=5, sampling=sampling)
+    assert meter.counters.selected == counters.selected < counters.frames
+    assert rows(records) == rows(offline)
+
+
+def test_a_tick_ends_idle_records_and_never_moves_the_clock_back(tmp_path: Path) -> None:
+    got: list[RecordTable] = []
+    meter = Meter(CONFIG, got.append)
+    feed_file(meter, three_frames(tmp_path))
+    clock = meter.cache.clock_ns
+    meter.tick(clock - 10 * NS_PER_S)
+    assert meter.cache.clock_ns == clock
+    assert not got
+    open_flows = meter.cache.open_flows
+    meter.tick(clock + 16 * NS_PER_S)
+    assert [len(t) for t in got] == [open_flows]
+    assert set(got[0].end_reason.tolist()) == {EndReason.IDLE}
+    assert meter.cache.open_flows == 0
+    assert meter.finish().records == open_flows
+
+
+def test_no_clock_reaches_the_exporter_before_the_first_packet() -> None:
+    seen: list[tuple[int, int]] = []
+    meter = Meter(CONFIG, lambda records: None, on_clock=lambda *clock: seen.append(clock))
+    meter.tick(T0_NS)
+    assert seen == []
+    meter.finish(T0_NS)
+    assert seen == []
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_uptime_zero_is_the_configured_boot_and_an_idle_tick_first_does_not_move_it(
+    configured: bool, tmp_path: Path
+) -> None:
+    started_ns = T0_NS - 60 * NS_PER_S  # the probe started a minute before the first frame
+    exporter = V9Exporter(ExportConfig(boot_ns=started_ns if configured else None))
+    memory = MemorySink()
+    session = ExportSession(exporter, [memory])
+    meter = Meter(CONFIG, session, on_clock=session.set_clock)
+    meter.tick(started_ns + NS_PER_S)  # an idle link: the live tick before any frame
+    feed_file(meter, three_frames(tmp_path))
+    meter.finish(T0_NS + 5 * NS_PER_S)
+    expected = started_ns if configured else T0_NS - OFFLINE_BOOT_LEAD_NS
+    assert exporter.boot_ns == expected
+    decoded = V9Decoder().decode(memory.datagrams[-1], "probe")
+    header = decoded.header
+    boot_ms = int(header["unix_secs"]) * 1000 - int(header["sys_uptime"])
+    assert boot_ms == expected // 1_000_000
+    assert int(decoded.records.first_ns[0]) // 1_000_000 == T0_NS // 1_000_000
+
+
+def owned(batch: FrameBatch) -> FrameBatch:
+    return FrameBatch(
+        np.array(batch.buf), batch.offset.copy(), batch.caplen.copy(), batch.wirelen.copy(),
+        batch.ts_ns.copy(), batch.linktype.copy(), batch.ifindex.copy(),
+    )  # fmt: skip
+
+
+class ScriptedSource:
+    """A live back end that delivers the batches it was given, then says its interface went away."""
+
+    drain_wait_s = 0.01
+
+    def __init__(self, batches: list[FrameBatch]) -> None:
+        self.batches = batches
+        self.error_reported = False
+
+    def wait(self, timeout_s: float) -> bool:
+        """Readable while frames remain, then once more (the POLLERR of a vanishing device)."""
+        if self.batches:
+            return True
+        reported, self.error_reported = self.error_reported, True
+        return not reported
+
+    def read(self) -> FrameBatch | None:
+        return self.batches.pop(0) if self.batches else None
+
+    def vanished(self) -> str | None:
+        return None if self.batches else "eth9: interface went away"
+
+    def stats(self) -> CaptureStats:
+        return CaptureStats(0, 0, 0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_live_driver_meters_any_live_source_and_flushes_when_it_vanishes() -> None:
+    path = SAMPLES / "web.pcap"
+    capture = Capture(str(path), 16)
+    try:
+        # Copies: a reader's batches are views of buffers it reuses.
+        batches = [owned(b) for b in frame_batches(capture, pytest.fail)]
+    finally:
+        capture.close()
+    frames = sum(len(b) for b in batches)
+    source: LiveSource = ScriptedSource(batches)
+    live: list[RecordTable] = []
+    # No idle tick within the run: the wall clock would end every record of a past capture.
+    counters = meter_live(source, CONFIG, live.append, threading.Event(), tick_s=600)
+    offline: list[RecordTable] = []
+    meter_captures([path], CONFIG, offline.append)
+    assert counters.damage == ["eth9: interface went away"]
+    assert counters.frames == frames > 0
+    assert rows(live) == rows(offline)
