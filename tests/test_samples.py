@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from cache.config import CacheConfig
 from core.records import EndReason, RecordTable
 from probe.cli.main import app
-from probe.meter.offline import Counters, meter_captures
+from probe.meter.counters import Counters
+from probe.meter.offline import meter_captures
 from tests.ground_truth import GroundTruth, Key, captured_frames, ground_truth
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"

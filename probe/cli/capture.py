@@ -26,8 +26,8 @@ from probe.cli.endpoints import parse_endpoint
 from probe.cli.export import DEFAULT_PACE, ExportFormat, ExportOptions, fan_out, open_session
 from probe.live.pcap import LiveCapture, LiveConfig
 from probe.live.source import CaptureStats, LiveSource
+from probe.meter.counters import Counters, end_reason_counts
 from probe.meter.live import meter_live
-from probe.meter.offline import Counters, end_reason_counts
 from probe.meter.sampling import SamplingConfig, SamplingMode
 from probe.meter.warmup import load_kernels
 

@@ -35,7 +35,8 @@ from probe.cli.export import (
     open_session,
 )
 from probe.decode.reasons import DecodeReason
-from probe.meter.offline import ClockHook, Counters, end_reason_counts, meter_captures
+from probe.meter.counters import ClockHook, Counters, end_reason_counts
+from probe.meter.offline import meter_captures
 from probe.meter.sampling import SamplingConfig, SamplingMode
 from probe.meter.warmup import load_kernels
 

@@ -10,15 +10,13 @@ from pathlib import Path
 
 from cache.config import CacheConfig
 from core.packets import PacketTable
-from probe.meter.counters import ClockHook, Counters, RecordSink, end_reason_counts
+from probe.meter.counters import ClockHook, Counters, RecordSink
 from probe.meter.merge import decoded_tables, merge_in_time
 from probe.meter.meter import Meter
 from probe.meter.readahead import ReadAhead
 from probe.meter.sampling import SamplingConfig
 from probe.sources.capture import Capture, frame_batches
 from probe.sources.readers import DEFAULT_BATCH_FRAMES
-
-__all__ = ["ClockHook", "Counters", "RecordSink", "end_reason_counts", "meter_captures"]
 
 FULL = SamplingConfig()
 
