@@ -10,9 +10,9 @@ import numpy as np
 from cache import kernel
 from cache.config import CacheConfig
 from core.packets import PacketTable
-from core.records import EndReason, RecordTable
+from core.records import EndedRecords, EndReason
 
-OUT_ROW = np.dtype([(name, dtype) for name, dtype in RecordTable.DTYPES.items()])
+OUT_ROW = np.dtype([(name, dtype) for name, dtype in EndedRecords.DTYPES.items()])
 
 
 def _table_size(max_flows: int) -> int:
@@ -65,10 +65,10 @@ class FlowCache:
         return np.empty(rows, OUT_ROW)
 
     @staticmethod
-    def _records(out: np.ndarray, n_out: int) -> RecordTable:
-        return RecordTable(**{name: out[name][:n_out].copy() for name in RecordTable.DTYPES})
+    def _records(out: np.ndarray, n_out: int) -> EndedRecords:
+        return EndedRecords(**{name: out[name][:n_out].copy() for name in EndedRecords.DTYPES})
 
-    def update(self, packets: PacketTable) -> RecordTable:
+    def update(self, packets: PacketTable) -> EndedRecords:
         """Meter ``packets`` in order; return the records they ended."""
         out = self._out(self.open_flows + len(packets))
         n_out = kernel.meter_packets(
@@ -81,7 +81,7 @@ class FlowCache:
         )  # fmt: skip
         return self._records(out, n_out)
 
-    def expire(self, clock_ns: int) -> RecordTable:
+    def expire(self, clock_ns: int) -> EndedRecords:
         """Advance the clock (live idle tick) and return the records that went idle."""
         self.state[kernel.CLOCK] = max(self.clock_ns, clock_ns)
         out = self._out(self.open_flows)
@@ -90,10 +90,12 @@ class FlowCache:
         )
         return self._records(out, n_out)
 
-    def flush(self) -> RecordTable:
-        """End every open record (end of input or shutdown)."""
+    def flush(self, now_ns: int | None = None) -> EndedRecords:
+        """End every open record (end of input or shutdown), leaving at ``now_ns`` if later."""
         out = self._out(self.open_flows)
+        export_ns = max(self.clock_ns, now_ns) if now_ns is not None else self.clock_ns
         n_out = kernel.flush_all(
-            self.flows, self.lru, self.table, self.free, self.state, out, int(EndReason.FORCED)
-        )
+            self.flows, self.lru, self.table, self.free, self.state, out,
+            int(EndReason.FORCED), export_ns,
+        )  # fmt: skip
         return self._records(out, n_out)

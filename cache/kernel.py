@@ -24,7 +24,11 @@ result depends on them.
 For each packet, in order: the clock moves to the packet's time if that is
 later; records at the head whose ``last + inactive < clock`` end (idle); then
 rules 1-5 apply to the packet's own record; a new record in a full pool first
-ends the head (cache full). Ended records are appended to ``out``.
+ends the head (cache full). Ended records are appended to ``out`` with the
+clock they ended at as ``export_ns``; an idle record's is the moment it went
+idle (``last + inactive + 1``) when the clock has passed that, so a record
+never leaves more than the inactive timeout after its last packet, however
+long the gap in the input that revealed it.
 
 ``state`` holds the scalars: head, tail, open count, free-stack top, clock,
 and the most records ever open at once.
@@ -32,13 +36,10 @@ and the most records ever open at once.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from llvmlite import ir  # type: ignore[import-untyped]
-from numba import njit, types
-from numba.core import config as numba_config
-from numba.extending import intrinsic
+from numba import njit
+
+from cache.prefetch import prefetch as _prefetch
 
 FLOW_SLOT = np.dtype(
     [
@@ -80,34 +81,6 @@ _S32 = np.uint64(32)
 
 
 PREFETCH_AHEAD = 8  # packets between prefetching a table slot and its pool row and using them
-
-
-def _prefetch_typer(typingctx, array, index):  # type: ignore[no-untyped-def]
-    """Hint the CPU to start loading ``array[index]`` (no effect on results; any index is safe)."""
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        byte_ptr = ir.IntType(8).as_pointer()
-        int32 = ir.IntType(32)
-        hint = builder.module.declare_intrinsic(
-            "llvm.prefetch", fnty=ir.FunctionType(ir.VoidType(), [byte_ptr, int32, int32, int32])
-        )
-        address = builder.bitcast(builder.gep(data, [args[1]]), byte_ptr)
-        # read access, high temporal locality, data cache
-        builder.call(hint, [address, int32(0), int32(3), int32(1)])
-        return context.get_dummy_value()
-
-    return types.void(array, index), codegen
-
-
-def _no_prefetch(array: Any, index: Any) -> None:
-    """Uncompiled kernels (NUMBA_DISABLE_JIT=1, for debugging) have nothing to prefetch."""
-
-
-# Called as _prefetch(array, index) in kernels: a hint only, no result depends on it.
-_prefetch: Any = (
-    _no_prefetch if getattr(numba_config, "DISABLE_JIT", 0) else intrinsic(_prefetch_typer)
-)
 
 
 @njit(cache=True, inline="always")
@@ -195,10 +168,11 @@ def _lru_append(lru, state, idx):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _end_record(flows, lru, table, free, state, out, n_out, idx, reason):  # type: ignore[no-untyped-def]
-    """Append record ``idx`` to ``out`` and free its slot; return the new out count."""
+def _end_record(flows, lru, table, free, state, out, n_out, idx, reason, export_ns):  # type: ignore[no-untyped-def]
+    """Append record ``idx`` (leaving at ``export_ns``) to ``out``; free its slot."""
     f = flows[idx]
     o = out[n_out]
+    o["export_ns"] = export_ns
     o["version"] = f["version"]
     o["src_hi"] = f["src_hi"]
     o["src_lo"] = f["src_lo"]
@@ -225,21 +199,31 @@ def _end_record(flows, lru, table, free, state, out, n_out, idx, reason):  # typ
     return n_out + 1
 
 
+@njit(cache=True, inline="always")
+def _idle_since(last_ns, inactive_ns, clock):  # type: ignore[no-untyped-def]
+    """When a record last updated at ``last_ns`` went idle, if the clock has passed that."""
+    return min(clock, last_ns + inactive_ns + 1)
+
+
 @njit(cache=True, nogil=True)
 def expire_idle(flows, lru, table, free, state, out, n_out, inactive_ns):  # type: ignore[no-untyped-def]
     """End records at the LRU head whose last packet is over ``inactive_ns`` behind the clock."""
     clock = state[CLOCK]
     while state[HEAD] >= 0 and flows[state[HEAD]]["last_ns"] + inactive_ns < clock:
-        n_out = _end_record(flows, lru, table, free, state, out, n_out, state[HEAD], IDLE)
+        head = state[HEAD]
+        left = _idle_since(flows[head]["last_ns"], inactive_ns, clock)
+        n_out = _end_record(flows, lru, table, free, state, out, n_out, head, IDLE, left)
     return n_out
 
 
 @njit(cache=True, nogil=True)
-def flush_all(flows, lru, table, free, state, out, reason):  # type: ignore[no-untyped-def]
-    """End every open record, least recently updated first."""
+def flush_all(flows, lru, table, free, state, out, reason, export_ns):  # type: ignore[no-untyped-def]
+    """End every open record, least recently updated first, leaving at ``export_ns``."""
     n_out = 0
     while state[HEAD] >= 0:
-        n_out = _end_record(flows, lru, table, free, state, out, n_out, state[HEAD], reason)
+        n_out = _end_record(
+            flows, lru, table, free, state, out, n_out, state[HEAD], reason, export_ns
+        )
     return n_out
 
 
@@ -302,8 +286,9 @@ def meter_packets(  # type: ignore[no-untyped-def]
         t = ts_ns[p]
         if t > state[CLOCK]:
             state[CLOCK] = t
+        clock = state[CLOCK]
         head = state[HEAD]
-        if head >= 0 and flows[head]["last_ns"] + inactive_ns < state[CLOCK]:
+        if head >= 0 and flows[head]["last_ns"] + inactive_ns < clock:
             n_out = expire_idle(flows, lru, table, free, state, out, n_out, inactive_ns)
         if version[p] == 0:
             continue
@@ -338,11 +323,12 @@ def meter_packets(  # type: ignore[no-untyped-def]
             gap_ns = t - flows[idx]["last_ns"]
             age_ns = t - flows[idx]["first_ns"]
             if gap_ns > inactive_ns:  # rule 2
-                n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, IDLE)
+                left = _idle_since(flows[idx]["last_ns"], inactive_ns, clock)
+                n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, IDLE, left)
                 idx = NO_SLOT
                 table_changed = True
             elif age_ns > active_ns:  # rule 3
-                n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, ACTIVE)
+                n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, ACTIVE, clock)
                 idx = NO_SLOT
                 table_changed = True
         if idx >= 0:  # rule 4
@@ -360,7 +346,7 @@ def meter_packets(  # type: ignore[no-untyped-def]
         else:  # rule 1
             if state[N_OPEN] >= capacity:
                 n_out = _end_record(
-                    flows, lru, table, free, state, out, n_out, state[HEAD], CACHE_FULL
+                    flows, lru, table, free, state, out, n_out, state[HEAD], CACHE_FULL, clock
                 )
                 table_changed = True
             if table_changed:
@@ -394,5 +380,5 @@ def meter_packets(  # type: ignore[no-untyped-def]
             f["tcp_flags"] = tcp_flags[p]
             _lru_append(lru, state, idx)
         if proto[p] == TCP and (tcp_flags[p] & FIN_OR_RST) != 0:  # rule 5
-            n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, END_OF_FLOW)
+            n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, END_OF_FLOW, clock)
     return n_out

@@ -45,6 +45,15 @@ class FrameBatch:
             self.ts_ns[index], self.linktype[index], self.ifindex[index],
         )  # fmt: skip
 
+    def owned(self) -> FrameBatch:
+        """The frames copied into a buffer of their own (a read buffer is reused)."""
+        starts = np.concatenate(([0], np.cumsum(self.caplen, dtype=np.int64)))
+        at = np.repeat(self.offset - starts[:-1], self.caplen) + np.arange(starts[-1])
+        return FrameBatch(
+            self.buf[at], starts[:-1], self.caplen.copy(), self.wirelen.copy(),
+            self.ts_ns.copy(), self.linktype.copy(), self.ifindex.copy(),
+        )  # fmt: skip
+
 
 @dataclass(slots=True)
 class PacketTable(ColumnTable):

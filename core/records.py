@@ -71,3 +71,22 @@ class RecordTable(ColumnTable):
         "tcp_flags": np.uint8,
         "end_reason": np.uint8,
     }
+
+
+@dataclass(slots=True)
+class EndedRecords(RecordTable):
+    """Records as they leave a cache, each with the export clock it ended at.
+
+    ``export_ns`` is the cache clock when the record ended, except for an idle
+    record: the moment it went idle (``last_ns`` + inactive + 1 ns) if the
+    clock had passed it. So ``export_ns - last_ns`` never exceeds the inactive
+    timeout, whatever gap the input has, and a record alone says when to send it.
+    """
+
+    export_ns: npt.NDArray[np.int64]
+
+    DTYPES: ClassVar[dict[str, type]] = {**RecordTable.DTYPES, "export_ns": np.int64}
+
+    def records(self) -> RecordTable:
+        """The records without their export clocks."""
+        return RecordTable(**{name: getattr(self, name) for name in RecordTable.DTYPES})

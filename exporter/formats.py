@@ -85,9 +85,9 @@ class SamplingAlgorithm(IntEnum):
 class ExportConfig:
     """Settings every exporter takes; validated here, raising ConfigError.
 
-    ``boot_ns`` is uptime zero (ns since the epoch): live, the probe's start;
-    offline, the first packet's time. None anchors it at the first ``encode``
-    call, on the earliest of export_ns and the records' first_ns.
+    ``boot_ns`` is uptime zero (ns since the epoch), fixed here for the
+    exporter's life: live, the probe's start; offline, ``offline_boot_ns`` of
+    the first packet. 0 (the default, for tests) counts uptime from the epoch.
     """
 
     source_id: int = 0  # v9 Source ID / IPFIX Observation Domain ID
@@ -98,7 +98,7 @@ class ExportConfig:
     template_refresh_seconds: float = 1800.0  # ... and every T seconds of export clock
     sampling_interval: int = 1  # 1-in-N; 1 = not sampling
     sampling_algorithm: SamplingAlgorithm = SamplingAlgorithm.DETERMINISTIC
-    boot_ns: int | None = None
+    boot_ns: int = 0
 
     def __post_init__(self) -> None:
         _check_range("source id", self.source_id, 0, MASK32)
@@ -169,7 +169,7 @@ class Exporter(Protocol):
 
     config: ExportConfig
     datagrams_sent: int
-    boot_ns: int | None  # uptime zero; None until set or anchored by the first encode
+    boot_ns: int  # uptime zero, fixed when the exporter is built
 
     @property
     def version(self) -> int: ...
@@ -179,13 +179,16 @@ class Exporter(Protocol):
         ...
 
 
-def anchor_boot(config: ExportConfig, records: RecordTable, export_ns: int) -> int:
-    """Uptime zero: the configured boot time, else the earliest time seen now."""
-    if config.boot_ns is not None:
-        return config.boot_ns
-    if len(records):
-        return min(export_ns, int(records.first_ns.min()))
-    return export_ns
+OFFLINE_BOOT_LEAD_NS = NS_PER_S  # offline uptime zero: this long before the first packet
+
+
+def offline_boot_ns(first_ns: int | None) -> int:
+    """Uptime zero of a converted capture: one second before its first packet.
+
+    The lead keeps every LAST_SWITCHED above 0, which nfdump reads as "no
+    time" (a flow of the capture's first millisecond would be dated 1970).
+    """
+    return 0 if first_ns is None else first_ns - OFFLINE_BOOT_LEAD_NS
 
 
 def uptime_ms(t_ns: npt.NDArray[np.int64] | int, boot_ns: int) -> Any:

@@ -33,6 +33,7 @@ from exporter.formats import (
     SamplingInfo,
     WireArray,
 )
+from exporter.template_decoder import Template, TemplateDecoder
 from exporter.templates import (
     FIELD_SPEC,
     IPV4_TEMPLATE_ID,
@@ -40,8 +41,6 @@ from exporter.templates import (
     OPTIONS_TEMPLATE_ID,
     Field,
     Layout,
-    Template,
-    TemplateDecoder,
     TemplateExporter,
     read_row,
 )

@@ -1,17 +1,24 @@
-"""An export session: encode ended records at the export clock and send every datagram
-to every sink, optionally paced. Knows nothing about expiry or capture."""
+"""An export session: encode ended records at the clocks they ended at and send every
+datagram to every sink, optionally paced. Knows nothing about expiry or capture."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.records import RecordTable
-from exporter.formats import Exporter
+import numpy as np
+import numpy.typing as npt
+
+from core.records import EndedRecords
+from exporter.formats import NS_PER_MS, Exporter
 from exporter.sinks import Sink, UdpSink
 
-OFFLINE_BOOT_LEAD_NS = 1_000_000_000  # offline uptime zero: this long before the first packet
+# Records whose export clocks share one window go out at one clock. Half the 2^32 ms
+# uptime range, so a record's times stay within reach of its datagram's clock while its
+# age (at most the active plus the inactive timeout) is under the other half.
+CLOCK_WINDOW_NS = (1 << 31) * NS_PER_MS
 
 
 @dataclass(slots=True)
@@ -37,7 +44,10 @@ class Pacer:
 
 
 class ExportSession:
-    """Call it with ended records; ``clock_ns`` must be set to the export clock first."""
+    """Call it with ended records; each datagram goes out at its records' export clock.
+
+    ``clock_ns`` is the latest clock a datagram was encoded at; it never goes back.
+    """
 
     def __init__(self, exporter: Exporter, sinks: Sequence[Sink], pace_per_s: float = 0) -> None:
         self.exporter = exporter
@@ -46,20 +56,15 @@ class ExportSession:
         self.clock_ns = 0
         self.stats = ExportStats()
 
-    def set_clock(self, first_ns: int, clock_ns: int) -> None:
-        """Uptime zero is one second before the first packet (offline); datagrams carry
-        ``clock_ns``. The lead keeps every LAST_SWITCHED above 0, which nfdump reads
-        as "no time" (a flow of the first millisecond would be dated 1970)."""
-        if self.exporter.boot_ns is None:
-            self.exporter.boot_ns = first_ns - OFFLINE_BOOT_LEAD_NS
-        self.clock_ns = clock_ns
-
-    def __call__(self, records: RecordTable) -> None:
-        for datagram in self.exporter.encode(records, self.clock_ns):
-            self.pacer.wait()
-            for sink in self.sinks:
-                sink.send(datagram, self.clock_ns)
-            self.stats.datagrams += 1
+    def __call__(self, records: EndedRecords) -> None:
+        for window in clock_windows(records.export_ns):
+            part = records.take(window)
+            self.clock_ns = max(self.clock_ns, int(part.export_ns.max()))
+            for datagram in self.exporter.encode(part, self.clock_ns):
+                self.pacer.wait()
+                for sink in self.sinks:
+                    sink.send(datagram, self.clock_ns)
+                self.stats.datagrams += 1
         self.stats.records += len(records)
 
     def send_errors(self) -> list[str]:
@@ -78,3 +83,17 @@ class ExportSession:
 def _peer(sink: UdpSink) -> str:
     host, port = sink.socket.getpeername()[:2]
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def clock_windows(export_ns: npt.NDArray[np.int64]) -> list[slice]:
+    """Runs of consecutive records whose export clocks fall in one ``CLOCK_WINDOW_NS``.
+
+    Records leave in the order they ended, so a batch is one run unless the input
+    jumped by weeks inside it; each run is encoded at its own latest clock.
+    """
+    if not len(export_ns):
+        return []
+    window = export_ns // CLOCK_WINDOW_NS
+    cuts = (np.flatnonzero(window[1:] != window[:-1]) + 1).tolist()
+    bounds = [0, *cuts, len(export_ns)]
+    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]

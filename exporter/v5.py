@@ -27,7 +27,6 @@ from exporter.formats import (
     ExportConfig,
     SamplingInfo,
     U64Array,
-    anchor_boot,
     chunk_clocks,
     ipv4_of,
     mapped,
@@ -132,14 +131,12 @@ class V5Exporter:
         if config.sampling_interval > 1:
             sampling = config.sampling_algorithm.v5_mode << 14 | config.sampling_interval
         self.sampling_field = sampling
-        self.boot_ns: int | None = config.boot_ns
+        self.boot_ns = config.boot_ns
         self.flows_exported = 0  # records sent: the next flow_sequence
         self.datagrams_sent = 0
         self.skipped_ipv6 = 0
 
     def encode(self, records: RecordTable, export_ns: int) -> list[bytes]:
-        if self.boot_ns is None:
-            self.boot_ns = anchor_boot(self.config, records, export_ns)
         ipv4 = records.version == 4
         skipped = len(records) - int(ipv4.sum())
         if skipped:
@@ -164,7 +161,6 @@ class V5Exporter:
         return datagrams
 
     def _records(self, records: RecordTable) -> np.ndarray:
-        assert self.boot_ns is not None
         wire = np.zeros(len(records), V5_RECORD)
         wire["srcaddr"] = ipv4_of(records.src_lo)
         wire["dstaddr"] = ipv4_of(records.dst_lo)
@@ -181,7 +177,6 @@ class V5Exporter:
         return wire
 
     def _headers(self, records: RecordTable, bounds: np.ndarray, export_ns: int) -> np.ndarray:
-        assert self.boot_ns is not None
         n = len(records)
         clock_ns = chunk_clocks(records.last_ns, bounds, export_ns)
         headers = np.zeros(len(bounds), V5_HEADER)

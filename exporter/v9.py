@@ -33,17 +33,15 @@ from exporter.formats import (
     switched_to_ns,
     uptime_ms,
 )
+from exporter.template_decoder import Template, TemplateDecoder, read_v9_fields
 from exporter.templates import (
     IPV4_TEMPLATE_ID,
     IPV6_TEMPLATE_ID,
     OPTIONS_TEMPLATE_ID,
     Field,
     Layout,
-    Template,
-    TemplateDecoder,
     TemplateExporter,
     read_row,
-    read_v9_fields,
 )
 
 V9_HEADER = np.dtype(
@@ -142,14 +140,12 @@ class V9Exporter(TemplateExporter):
         return row
 
     def times(self, records: RecordTable) -> dict[str, Any]:
-        assert self.boot_ns is not None
         return {
             "first": uptime_ms(records.first_ns, self.boot_ns),
             "last": uptime_ms(records.last_ns, self.boot_ns),
         }
 
     def header(self, count: int, length: int, clock_ns: int) -> bytes:
-        assert self.boot_ns is not None
         clock_s = -(-clock_ns // NS_PER_S)  # rounded up: see the module docstring
         row = np.zeros(1, V9_HEADER)
         row["version"] = 9

@@ -92,7 +92,9 @@ class ReferenceCache:
 
     ``open`` is ordered from the least recently updated record (first) to the
     most recently updated one (last). ``clock_ns`` is the largest time seen,
-    ``None`` before the first packet or tick.
+    ``None`` before the first packet or tick. ``exported`` logs every ended
+    record with the export clock it left at: the clock, or for an idle record
+    the moment it went idle (last + inactive + 1 ns) if that is earlier.
     """
 
     def __init__(self, config: CacheConfig) -> None:
@@ -102,6 +104,7 @@ class ReferenceCache:
         self.key_vlan = config.key_vlan
         self.clock_ns: int | None = None
         self.open: OrderedDict[tuple[int, ...], _OpenRecord] = OrderedDict()
+        self.exported: list[tuple[Record, int]] = []
 
     def update(self, packets: PacketTable) -> list[Record]:
         """Meter every row of ``packets`` in order; return the records that ended."""
@@ -120,10 +123,17 @@ class ReferenceCache:
         """End every open record (forced)."""
         ended = [record.ended(FORCED) for record in self.open.values()]
         self.open.clear()
+        self.exported += [(record, self.clock_ns or 0) for record in ended]
         return ended
 
     def _end(self, key: tuple[int, ...], reason: int, ended: list[Record]) -> None:
-        ended.append(self.open.pop(key).ended(reason))
+        record = self.open.pop(key).ended(reason)
+        assert self.clock_ns is not None
+        left_ns = self.clock_ns
+        if reason == IDLE:
+            left_ns = min(left_ns, record.last_ns + self.inactive_ns + 1)
+        self.exported.append((record, left_ns))
+        ended.append(record)
 
     def _advance_clock(self, t_ns: int, ended: list[Record]) -> None:
         if self.clock_ns is None or t_ns > self.clock_ns:

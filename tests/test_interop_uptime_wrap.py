@@ -32,8 +32,7 @@ import pytest
 
 from core.records import RecordTable
 from exporter import EXPORTERS
-from exporter.formats import ExportConfig
-from exporter.session import OFFLINE_BOOT_LEAD_NS
+from exporter.formats import OFFLINE_BOOT_LEAD_NS, ExportConfig
 from exporter.sinks import UdpSink
 from tests.captures import T0_NS, Frame, ethernet, ipv4_udp, pcap_file
 from tests.cli_runs import convert, stderr_lines

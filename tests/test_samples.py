@@ -16,7 +16,7 @@ from cache.config import CacheConfig
 from core.records import EndReason, RecordTable
 from probe.cli.main import app
 from probe.meter.counters import Counters
-from probe.meter.offline import meter_captures
+from probe.meter.offline import meter_files
 from tests.ground_truth import GroundTruth, Key, captured_frames, ground_truth
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -35,7 +35,7 @@ def truth(name: str, key_vlan: bool = False) -> GroundTruth:
 
 def meter(name: str, config: CacheConfig) -> tuple[Counters, RecordTable]:
     parts: list[RecordTable] = []
-    counters = meter_captures([SAMPLES_DIR / name], config, parts.append)
+    counters = meter_files([SAMPLES_DIR / name], config, parts.append)
     return counters, RecordTable.concat(parts)
 
 

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from cache.config import CacheConfig
 from core.records import RecordTable
-from probe.meter.offline import meter_captures
+from probe.meter.offline import meter_files
 from probe.meter.sampling import SamplingConfig, SamplingMode
 
 TOP_N = 10
@@ -52,7 +52,7 @@ def collect_records(
     paths: Sequence[str | Path], cache: CacheConfig, sampling: SamplingConfig
 ) -> RecordTable:
     tables: list[RecordTable] = []
-    meter_captures(paths, cache, tables.append, sampling=sampling)
+    meter_files(paths, cache, tables.append, sampling=sampling)
     return RecordTable.concat(tables)
 
 

@@ -14,8 +14,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from cache.config import CacheConfig
-from core.errors import ConfigError, SpanflowError
 from probe.bench.sampling import TrialResult, as_json, run_trials, summarize
+from probe.cli.errors import errors_exit
 from probe.meter.sampling import SamplingMode
 
 
@@ -75,16 +75,13 @@ def bench_sampling(
     seed, so it runs once per rate.
     """
     err = Console(stderr=True)
-    try:
+    with errors_exit():
         rate_list, mode_list = _numbers(rates), _modes(modes)
         cache = CacheConfig(inactive, active, max_flows)
-    except ConfigError as exc:
-        err.print(f"spanflow: error: {exc}", markup=False)
-        raise typer.Exit(2) from exc
     total = sum(
         len(rate_list) * (1 if m is SamplingMode.DETERMINISTIC else trials) for m in mode_list
     )
-    try:
+    with errors_exit(OSError):
         with Progress(console=err, transient=True, disable=not sys.stderr.isatty()) as progress:
             task = progress.add_task("sampling trials", total=total)
 
@@ -101,9 +98,6 @@ def bench_sampling(
 
             for path in [report / "report.json", *write_plots(summary, report)]:
                 err.print(f"spanflow: wrote {path}", markup=False)
-    except (SpanflowError, OSError) as exc:
-        err.print(f"spanflow: error: {exc}", markup=False)
-        raise typer.Exit(1) from exc
 
 
 def _percent(row: dict[str, object], name: str) -> str:

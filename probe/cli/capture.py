@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
@@ -17,16 +16,16 @@ from typing import Annotated
 import typer
 
 from cache.config import CacheConfig
-from core.errors import ConfigError, SpanflowError
-from core.records import RecordTable
+from core.errors import ConfigError
 from exporter.flowfile import FlowFileWriter
 from probe.cli import options as o
 from probe.cli.config_file import load_defaults
 from probe.cli.endpoints import parse_endpoint
+from probe.cli.errors import errors_exit
 from probe.cli.export import DEFAULT_PACE, ExportFormat, ExportOptions, fan_out, open_session
 from probe.live.pcap import LiveCapture, LiveConfig
 from probe.live.source import CaptureStats, LiveSource
-from probe.meter.counters import Counters, end_reason_counts
+from probe.meter.counters import Counters, RecordSink, end_reason_counts
 from probe.meter.live import meter_live
 from probe.meter.sampling import SamplingConfig, SamplingMode
 from probe.meter.warmup import load_kernels
@@ -120,7 +119,7 @@ def capture(
         template_refresh_packets, template_refresh_seconds, pace, pcap_out,
     )  # fmt: skip
     stop = threading.Event()
-    try:
+    with errors_exit():
         if not export.wants_export and flows_out is None:
             raise ConfigError("nowhere to send flows: give -c HOST:PORT, --pcap-out or -o FILE")
         cache = CacheConfig(inactive, active, max_flows, key_vlan)
@@ -131,7 +130,7 @@ def capture(
         with ExitStack() as stack:
             session, _ = open_session(export, sampling_config, boot_ns=time.time_ns())
             stack.callback(session.close)
-            sinks: list[Callable[[RecordTable], None]] = [session] if export.wants_export else []
+            sinks: list[RecordSink] = [session] if export.wants_export else []
             if flows_out is not None:
                 writer = FlowFileWriter(flows_out, sys.stdout.buffer, flows_format)
                 stack.callback(writer.close)
@@ -147,16 +146,11 @@ def capture(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
             signal.signal(signal.SIGUSR1, lambda *_: ticker.request())
-            counters = meter_live(source, cache, fan_out(sinks), stop, sampling_config,
-                                  on_tick=ticker.tick, on_clock=session.set_clock)  # fmt: skip
+            counters = meter_live(
+                source, cache, fan_out(sinks), stop, sampling_config, on_tick=ticker.tick
+            )
             stats = source.stats()
             send_errors = session.send_errors()  # while its sockets are open
-    except ConfigError as exc:
-        typer.echo(f"spanflow: error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except SpanflowError as exc:
-        typer.echo(f"spanflow: error: {exc}", err=True)
-        raise typer.Exit(1) from exc
     if not quiet:
         summary(counters, stats)
     errors = [*counters.damage, *send_errors]  # damage: the interface went away

@@ -13,12 +13,13 @@ from typing import Annotated
 
 import typer
 
-from core.errors import ConfigError, SpanflowError
+from core.errors import ConfigError
 from core.records import RecordTable
 from exporter.collector import Collector, udp_payload
 from exporter.flowfile import RowFormat
 from exporter.table import table_lines
 from probe.cli.endpoints import parse_endpoint
+from probe.cli.errors import errors_exit
 from probe.sources.capture import Capture
 
 POLL_S = 0.2
@@ -88,18 +89,11 @@ def collect(
     printer = RecordPrinter(output)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if from_pcap is not None:
-            _from_pcap(from_pcap, collector, printer, count)
-        else:
-            _listen(listen, collector, printer, count, duration)
-    except ConfigError as exc:
-        typer.echo(f"spanflow: error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except BrokenPipeError:
-        raise
-    except (SpanflowError, OSError) as exc:
-        typer.echo(f"spanflow: error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        with errors_exit(OSError):
+            if from_pcap is not None:
+                _from_pcap(from_pcap, collector, printer, count)
+            else:
+                _listen(listen, collector, printer, count, duration)
     except KeyboardInterrupt:
         pass
     stats = collector.stats

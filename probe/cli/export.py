@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from core.records import RecordTable
+from core.records import EndedRecords, RecordTable
 from exporter import ExportConfig, Exporter, SamplingAlgorithm, WireFormat, format_named
 from exporter.collector import Collector
 from exporter.session import ExportSession
 from exporter.sinks import MemorySink, PcapSink, Sink, UdpSink
 from probe.cli.endpoints import Endpoint, parse_endpoint
+from probe.meter.counters import RecordSink
 from probe.meter.sampling import SamplingConfig
 
 DEFAULT_PACE = 10_000.0  # datagrams/s: nfcapd on loopback lost none at 40,000 (README)
@@ -54,7 +54,7 @@ class ExportOptions:
 
 
 def open_session(
-    options: ExportOptions, sampling: SamplingConfig, boot_ns: int | None = None
+    options: ExportOptions, sampling: SamplingConfig, boot_ns: int = 0
 ) -> tuple[ExportSession, MemorySink | None]:
     """The session and its sinks; with no collector and no pcap, an in-memory sink to show.
 
@@ -80,9 +80,7 @@ def open_session(
     return ExportSession(exporter, sinks, options.pace), memory
 
 
-def make_exporter(
-    options: ExportOptions, sampling: SamplingConfig, boot_ns: int | None = None
-) -> Exporter:
+def make_exporter(options: ExportOptions, sampling: SamplingConfig, boot_ns: int = 0) -> Exporter:
     """The encoder for these options; ConfigError for values it cannot honour."""
     for text in options.collectors:
         parse_endpoint(text)
@@ -104,12 +102,12 @@ def decoded_back(memory: MemorySink) -> RecordTable:
     return RecordTable.concat([collector.feed(d, ("spanflow", 0)) for d in memory.datagrams])
 
 
-def fan_out(sinks: list[Callable[[RecordTable], None]]) -> Callable[[RecordTable], None]:
+def fan_out(sinks: list[RecordSink]) -> RecordSink:
     """One record sink that hands every table to each of ``sinks``."""
     if len(sinks) == 1:
         return sinks[0]
 
-    def every(records: RecordTable) -> None:
+    def every(records: EndedRecords) -> None:
         for sink in sinks:
             sink(records)
 

@@ -7,7 +7,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
@@ -15,16 +14,18 @@ from typing import Annotated
 import typer
 
 from cache.config import CacheConfig
-from core.errors import ConfigError, SpanflowError
+from core.errors import ConfigError
 from core.records import RecordTable
 from exporter.background import BackgroundWriter
 from exporter.flowfile import FlowFileWriter
+from exporter.formats import offline_boot_ns
 from exporter.session import ExportSession
 from exporter.table import table_lines
 from probe.cli import options as o
 from probe.cli.bench_sampling import bench_sampling
 from probe.cli.capture import capture
 from probe.cli.collect import collect
+from probe.cli.errors import EXIT_DAMAGED, EXIT_INTERRUPTED, EXIT_USAGE, errors_exit, fail, note
 from probe.cli.export import (
     DEFAULT_PACE,
     ExportFormat,
@@ -35,10 +36,11 @@ from probe.cli.export import (
     open_session,
 )
 from probe.decode.reasons import DecodeReason
-from probe.meter.counters import ClockHook, Counters, end_reason_counts
+from probe.meter.counters import Counters, RecordSink, end_reason_counts
 from probe.meter.offline import meter_captures
 from probe.meter.sampling import SamplingConfig, SamplingMode
 from probe.meter.warmup import load_kernels
+from probe.sources.capture import Capture, first_time_ns, open_captures
 
 app = typer.Typer(
     name="spanflow",
@@ -49,20 +51,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-EXIT_DAMAGED = 1
-EXIT_USAGE = 2
 PROGRESS_MIN_BYTES = 4 << 20
 COMPILE_NOTE_AFTER_S = 2.0
 COMPILE_NOTE = "compiling the packet kernels for first use (cached for later runs)..."
-
-
-def fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"spanflow: error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def note(message: str) -> None:
-    typer.echo(f"spanflow: {message}", err=True)
 
 
 @app.callback()
@@ -117,31 +108,29 @@ def convert(
         if path != "-" and not Path(path).is_file():
             raise fail(f"{path}: no such file", EXIT_DAMAGED)
     send_errors: list[str] = []
-    try:
-        with ExitStack() as stack:
-            sinks: list[Callable[[RecordTable], None]] = []
-            on_clock = None
-            memory = None
-            make_exporter(export, sampling_config)  # every export option checked before any output
-            if export.wants_export or flows_out is None:
-                session, memory = open_session(export, sampling_config)
-                stack.callback(session.close)
-                sinks.append(session)
-                on_clock = session.set_clock
-            if flows_out is not None:
-                writer = FlowFileWriter(flows_out, sys.stdout.buffer, flows_format)
-                stack.callback(writer.close)
-                background = BackgroundWriter(writer.write)
-                stack.callback(background.close)
-                sinks.append(background.write)
-            counters = _run(files, config, sampling_config, fan_out(sinks), quiet, on_clock)
-            if memory is not None:
-                _print_table(decoded_back(memory))
-            if export.wants_export:
-                send_errors = session.send_errors()
-                note_export(session, quiet)
-    except SpanflowError as exc:
-        raise fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_DAMAGED) from exc
+    with errors_exit(), ExitStack() as stack:
+        make_exporter(export, sampling_config)  # every export option checked before any output
+        captures = stack.enter_context(open_captures(files))
+        _load_kernels(config, quiet)  # after opening: a file that is no capture fails at once
+        sinks: list[RecordSink] = []
+        memory = None
+        if export.wants_export or flows_out is None:
+            boot_ns = offline_boot_ns(first_time_ns(captures))
+            session, memory = open_session(export, sampling_config, boot_ns)
+            stack.callback(session.close)
+            sinks.append(session)
+        if flows_out is not None:
+            writer = FlowFileWriter(flows_out, sys.stdout.buffer, flows_format)
+            stack.callback(writer.close)
+            background = BackgroundWriter(writer.write)
+            stack.callback(background.close)
+            sinks.append(background.write)
+        counters = _run(captures, config, sampling_config, fan_out(sinks), quiet)
+        if memory is not None:
+            _print_table(decoded_back(memory))
+        if export.wants_export:
+            send_errors = session.send_errors()
+            note_export(session, quiet)
     # The summary's rate is the metering's own: kernels loaded, until the last record is written.
     counters.elapsed_s = time.perf_counter() - counters.started_s
     if not quiet:
@@ -149,7 +138,7 @@ def convert(
     for problem in [*counters.damage, *send_errors]:
         typer.echo(f"spanflow: error: {problem}", err=True)
     if counters.interrupted:
-        raise fail("interrupted; the flows read so far were exported", 130)
+        raise fail("interrupted; the flows read so far were exported", EXIT_INTERRUPTED)
     if counters.damage or send_errors:
         raise typer.Exit(EXIT_DAMAGED)
 
@@ -172,18 +161,14 @@ def _load_kernels(config: CacheConfig, quiet: bool) -> None:
 
 
 def _run(
-    files: list[str],
+    captures: list[Capture],
     config: CacheConfig,
     sampling: SamplingConfig,
-    sink: Callable[[RecordTable], None],
+    sink: RecordSink,
     quiet: bool,
-    on_clock: ClockHook | None = None,
 ) -> Counters:
-    total = sum(os.path.getsize(f) for f in files if f != "-")
-    meter = functools.partial(
-        meter_captures, files, config, sink, sampling=sampling, on_clock=on_clock,
-        prepare=lambda: _load_kernels(config, quiet),
-    )  # fmt: skip
+    total = sum(os.path.getsize(c.name) for c in captures if c.raw is not sys.stdin.buffer)
+    meter = functools.partial(meter_captures, captures, config, sink, sampling=sampling)
     if quiet or not sys.stderr.isatty() or total < PROGRESS_MIN_BYTES:
         return meter()
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
@@ -245,7 +230,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         typer.echo("spanflow: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         # The reader of stdout went away (| head): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from core.records import EndReason, RecordTable
+from core.records import EndedRecords, EndReason, RecordTable
 from probe.decode.reasons import DecodeReason
 
-RecordSink = Callable[[RecordTable], None]
-ClockHook = Callable[[int, int], None]
+RecordSink = Callable[[EndedRecords], None]  # a sink may take any RecordTable
 NO_TIME = 2**63 - 1
 
 

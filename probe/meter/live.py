@@ -14,7 +14,7 @@ from collections.abc import Callable
 from cache.config import CacheConfig
 from core.packets import FrameBatch
 from probe.live.source import CaptureStats, LiveSource
-from probe.meter.counters import ClockHook, Counters, RecordSink
+from probe.meter.counters import Counters, RecordSink
 from probe.meter.meter import Meter
 from probe.meter.sampling import SamplingConfig
 
@@ -30,7 +30,6 @@ def meter_live(
     sampling: SamplingConfig | None = None,
     on_tick: Callable[[Counters, CaptureStats, int], None] | None = None,
     tick_s: float = TICK_S,
-    on_clock: ClockHook | None = None,
 ) -> Counters:
     """Meter until ``stop`` is set or the interface goes away; flush every open flow either way.
 
@@ -39,7 +38,7 @@ def meter_live(
     capture_stats, open_flows)`` runs about once per ``tick_s``, for periodic
     statistics.
     """
-    meter = Meter(config, on_records, sampling, on_clock)
+    meter = Meter(config, on_records, sampling)
     next_tick = time.monotonic() + tick_s
     lost: str | None = None  # why the capture cannot go on
     try:

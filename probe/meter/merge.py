@@ -9,10 +9,11 @@ import numpy.typing as npt
 
 from core.packets import PacketTable
 from probe.decode.decoder import decode
-from probe.sources.capture import Capture, frame_batches
+from probe.sources.capture import frame_batches
+from probe.sources.source import FrameSource
 
 
-def decoded_tables(capture: Capture, on_damage: Callable[[str], None]) -> Iterator[PacketTable]:
+def decoded_tables(capture: FrameSource, on_damage: Callable[[str], None]) -> Iterator[PacketTable]:
     """Decoded tables of one capture; damage ends it and is reported, not raised."""
     for frames in frame_batches(capture, on_damage):
         yield decode(frames)

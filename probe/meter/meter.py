@@ -16,19 +16,17 @@ import time
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
 from core.packets import FrameBatch, PacketTable
-from core.records import RecordTable
+from core.records import EndedRecords
 from probe.decode.decoder import count_reasons, decode
-from probe.meter.counters import NO_TIME, ClockHook, Counters, RecordSink
+from probe.meter.counters import Counters, RecordSink
 from probe.meter.sampling import SamplingConfig, make_sampler
 
 
 class Meter:
     """Meters one time-ordered stream of frames into records handed to ``sink``.
 
-    ``on_clock(first_ns, clock_ns)`` runs before records are handed on, once a
-    packet has been metered: the earliest packet time so far and the export
-    clock (exporters anchor their uptime on the first when not configured, and
-    stamp datagrams with the second).
+    Records leave with the clock each ended at (``EndedRecords.export_ns``), so
+    the sink needs nothing else to encode them.
     """
 
     def __init__(
@@ -36,7 +34,6 @@ class Meter:
         config: CacheConfig,
         sink: RecordSink,
         sampling: SamplingConfig | None = None,
-        on_clock: ClockHook | None = None,
     ) -> None:
         self.counters = Counters()
         self.cache = FlowCache(config)
@@ -44,7 +41,6 @@ class Meter:
         self.counters.started_s = time.perf_counter()
         self._sampler = make_sampler(sampling or SamplingConfig())
         self._sink = sink
-        self._on_clock = on_clock
 
     def select(self, frames: FrameBatch) -> tuple[int, PacketTable]:
         """Stage one: (frames observed, decoded table of the frames the sampler keeps)."""
@@ -65,7 +61,7 @@ class Meter:
         ended = self.cache.update(packets)
         if len(packets):
             counters.first_ns = min(counters.first_ns, int(packets.ts_ns.min()))
-        self._emit(ended, self.cache.clock_ns)
+        self._emit(ended)
 
     def feed(self, frames: FrameBatch) -> None:
         """Both stages in line."""
@@ -74,19 +70,16 @@ class Meter:
     def tick(self, now_ns: int) -> None:
         """Move the cache clock to ``now_ns`` (never back) and end the records gone idle."""
         idle = self.cache.expire(now_ns)
-        self._emit(idle, self.cache.clock_ns)
+        self._emit(idle)
 
     def finish(self, now_ns: int | None = None) -> Counters:
         """End every open record (exported at ``now_ns`` if later than the cache clock)."""
-        self._emit(self.cache.flush(), max(self.cache.clock_ns, now_ns or 0))
+        self._emit(self.cache.flush(now_ns))
         self.counters.peak_open_flows = self.cache.peak_open_flows
         self.counters.elapsed_s = time.perf_counter() - self.counters.started_s
         return self.counters
 
-    def _emit(self, records: RecordTable, clock_ns: int) -> None:
-        # No packet metered yet means no time to anchor on, and no records either.
-        if self._on_clock is not None and self.counters.first_ns != NO_TIME:
-            self._on_clock(self.counters.first_ns, clock_ns)
+    def _emit(self, records: EndedRecords) -> None:
         if len(records):
             self.counters.add_records(records)
             self._sink(records)

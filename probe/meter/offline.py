@@ -10,60 +10,59 @@ from pathlib import Path
 
 from cache.config import CacheConfig
 from core.packets import PacketTable
-from probe.meter.counters import ClockHook, Counters, RecordSink
+from probe.meter.counters import Counters, RecordSink
 from probe.meter.merge import decoded_tables, merge_in_time
 from probe.meter.meter import Meter
 from probe.meter.readahead import ReadAhead
 from probe.meter.sampling import SamplingConfig
-from probe.sources.capture import Capture, frame_batches
+from probe.sources.capture import frame_batches, open_captures
 from probe.sources.readers import DEFAULT_BATCH_FRAMES
+from probe.sources.source import FrameSource
 
 FULL = SamplingConfig()
 
 
 def meter_captures(
+    captures: Sequence[FrameSource],
+    config: CacheConfig,
+    on_records: RecordSink,
+    on_progress: Callable[[int], None] | None = None,
+    sampling: SamplingConfig = FULL,
+) -> Counters:
+    """Meter opened captures (merged in time order); hand ended records to ``on_records``.
+
+    Damage found while reading is recorded in ``Counters.damage`` and every
+    flow read so far is still flushed. ``on_progress`` gets the bytes read so
+    far after each batch.
+    """
+    meter = Meter(config, on_records, sampling)
+    tables = ReadAhead(_selected_tables(captures, meter))
+    try:
+        with tables:
+            for observed, packets in tables:
+                meter.meter(observed, packets)
+                if on_progress is not None:
+                    on_progress(sum(c.bytes_read() for c in captures))
+    except KeyboardInterrupt:
+        meter.counters.interrupted = True  # stop reading, but export what was read
+    return meter.finish()
+
+
+def meter_files(
     paths: Sequence[str | Path],
     config: CacheConfig,
     on_records: RecordSink,
     batch_frames: int = DEFAULT_BATCH_FRAMES,
-    on_progress: Callable[[int], None] | None = None,
     sampling: SamplingConfig = FULL,
-    on_clock: ClockHook | None = None,
-    prepare: Callable[[], None] | None = None,
 ) -> Counters:
-    """Meter every capture (merged in time order) and hand ended records to ``on_records``.
-
-    Opening errors raise ``InputError`` before any work; damage found while
-    reading is recorded in ``Counters.damage`` and every flow read so far is
-    still flushed. ``on_clock(first_ns, clock_ns)`` runs before records are
-    handed on: the earliest packet time so far and the cache clock (exporters
-    anchor their uptime on the first and stamp datagrams with the second).
-    ``prepare`` runs once every capture is open and before ``started_s`` (the
-    CLI loads the kernels there, so a file that is no capture fails at once).
-    """
-    captures: list[Capture] = []
-    try:
-        for path in paths:
-            captures.append(Capture(str(path), batch_frames))
-        if prepare is not None:
-            prepare()
-        meter = Meter(config, on_records, sampling, on_clock)
-        tables = ReadAhead(_selected_tables(captures, meter))
-        try:
-            with tables:
-                for observed, packets in tables:
-                    meter.meter(observed, packets)
-                    if on_progress is not None:
-                        on_progress(sum(c.bytes_read() for c in captures))
-        except KeyboardInterrupt:
-            meter.counters.interrupted = True  # stop reading, but export what was read
-        return meter.finish()
-    finally:
-        for capture in captures:
-            capture.close()
+    """``meter_captures`` over files it opens; opening errors raise ``InputError`` first."""
+    with open_captures(paths, batch_frames) as captures:
+        return meter_captures(captures, config, on_records, sampling=sampling)
 
 
-def _selected_tables(captures: list[Capture], meter: Meter) -> Iterator[tuple[int, PacketTable]]:
+def _selected_tables(
+    captures: Sequence[FrameSource], meter: Meter
+) -> Iterator[tuple[int, PacketTable]]:
     """The Meter's first stage over the captures, in time order, on the read-ahead thread.
 
     One capture is sampled before decoding (unselected frames cost nothing);

@@ -9,7 +9,9 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import BinaryIO, cast
 
 from core.errors import InputError
@@ -24,6 +26,7 @@ from probe.sources.readers import (
     PcapngReader,
     PcapReader,
 )
+from probe.sources.source import FrameSource
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
@@ -34,10 +37,13 @@ MAP_FILES = True  # walk uncompressed regular files in place; else read them in 
 
 
 class Capture:
-    """One opened capture: its reader, and the raw stream to report progress on."""
+    """One opened capture file (a ``FrameSource``): its reader, and the raw stream for progress."""
 
     def __init__(self, path: str, batch_frames: int = DEFAULT_BATCH_FRAMES) -> None:
         self.name = "<stdin>" if path == "-" else path
+        self._rest: Iterator[FrameBatch] | None = None  # the batches after a peeked first
+        self._peeked: list[FrameBatch] = []
+        self._peek_error: InputError | None = None
         self.raw: BinaryIO
         if path == "-":
             self.raw = sys.stdin.buffer
@@ -77,6 +83,33 @@ class Capture:
             return PcapngReader(self.source, self.name, batch_frames)
         raise InputError(f"{self.name}: not a pcap or pcapng capture (starts with {head.hex()})")
 
+    def first_time_ns(self) -> int | None:
+        """The earliest frame time of the capture's first batch; None if it has no frames.
+
+        Reads that batch and keeps a copy for ``batches``; damage met on the way
+        is kept too and raised there, where it is reported like any other.
+        """
+        if self._rest is None:
+            self._rest = self.reader.batches()
+            try:
+                first = next(self._rest, None)
+            except InputError as exc:
+                self._peek_error = exc
+                first = None
+            self._peeked = [] if first is None else [first.owned()]
+        return int(self._peeked[0].ts_ns.min()) if self._peeked else None
+
+    def batches(self) -> Iterator[FrameBatch]:
+        """Every frame batch, the one ``first_time_ns`` read included; raises InputError."""
+        if self._rest is None:
+            yield from self.reader.batches()
+            return
+        yield from self._peeked
+        self._peeked = []
+        if self._peek_error is not None:
+            raise self._peek_error
+        yield from self._rest
+
     def bytes_read(self) -> int:
         """Position in the raw file (compressed bytes for gzip), for progress."""
         if isinstance(self.source, MappedInput):
@@ -111,9 +144,30 @@ def _peek(stream: BinaryIO, size: int) -> bytes:
     return data[:size]
 
 
-def frame_batches(capture: Capture, on_damage: Callable[[str], None]) -> Iterator[FrameBatch]:
+def frame_batches(capture: FrameSource, on_damage: Callable[[str], None]) -> Iterator[FrameBatch]:
     """Frame batches of one capture; damage ends it and is reported, not raised."""
     try:
-        yield from capture.reader.batches()
+        yield from capture.batches()
     except InputError as exc:
         on_damage(str(exc))
+
+
+def first_time_ns(captures: Sequence[FrameSource]) -> int | None:
+    """The earliest frame time at the head of any of the captures (each read one batch in)."""
+    times = [t for t in (capture.first_time_ns() for capture in captures) if t is not None]
+    return min(times, default=None)
+
+
+@contextmanager
+def open_captures(
+    paths: Sequence[str | Path], batch_frames: int = DEFAULT_BATCH_FRAMES
+) -> Iterator[list[Capture]]:
+    """Every capture opened (InputError before any is read), all closed at the end."""
+    captures: list[Capture] = []
+    try:
+        for path in paths:
+            captures.append(Capture(str(path), batch_frames))
+        yield captures
+    finally:
+        for capture in captures:
+            capture.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 from cache.config import CacheConfig
 from core.records import RecordTable
 from exporter import EXPORTERS, ExportConfig
-from probe.meter.offline import meter_captures
+from probe.meter.offline import meter_files
 
 FORMATS = {5: "v5", 9: "v9", 10: "IPFIX"}
 
@@ -19,7 +19,7 @@ FORMATS = {5: "v5", 9: "v9", 10: "IPFIX"}
 def encode_rates(pcap: Path, runs: int = 3) -> None:
     """Meter the capture once, then time each encoder over all its records (best of runs)."""
     tables: list[RecordTable] = []
-    meter_captures([pcap], CacheConfig(), tables.append)
+    meter_files([pcap], CacheConfig(), tables.append)
     records = RecordTable.concat(tables)
     export_ns = int(records.last_ns.max())
     print()

@@ -15,7 +15,7 @@ from cache import kernel
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
 from core.packets import PacketTable
-from core.records import RecordTable
+from core.records import EndedRecords, RecordTable
 from tests.reference_engine import (
     ACTIVE,
     CACHE_FULL,
@@ -29,7 +29,7 @@ from tests.reference_engine import (
 )
 
 V4 = 0xFFFF_0000_0000  # IPv4-mapped prefix in the low address half
-A, B, C = 1001, 1002, 1003  # unit tests name their flows by source port
+A, B, C, D, E = 1001, 1002, 1003, 1004, 1005  # unit tests name their flows by source port
 DEFAULTS = {
     "ts_ns": 0, "version": 4, "src_hi": 0, "src_lo": V4 | 0x0A00_0001, "dst_hi": 0,
     "dst_lo": V4 | 0x0A00_0002, "sport": A, "dport": 80, "proto": 6, "tos": 0,
@@ -68,25 +68,33 @@ def as_records(records: RecordTable) -> list[Record]:
 
 
 class Engine(Protocol):
+    exported: list[tuple[Record, int]]
+
     def update(self, packets: PacketTable) -> list[Record]: ...
     def expire(self, clock_ns: int) -> list[Record]: ...
     def flush(self) -> list[Record]: ...
 
 
 class FastEngine:
-    """FlowCache with its record tables turned into Record tuples."""
+    """FlowCache with its record tables turned into Record tuples (``exported`` as the reference)."""
 
     def __init__(self, config: CacheConfig) -> None:
         self.cache = FlowCache(config)
+        self.exported: list[tuple[Record, int]] = []
+
+    def _log(self, records: EndedRecords) -> list[Record]:
+        ended = as_records(records)
+        self.exported += zip(ended, records.export_ns.tolist(), strict=True)
+        return ended
 
     def update(self, packets: PacketTable) -> list[Record]:
-        return as_records(self.cache.update(packets))
+        return self._log(self.cache.update(packets))
 
     def expire(self, clock_ns: int) -> list[Record]:
-        return as_records(self.cache.expire(clock_ns))
+        return self._log(self.cache.expire(clock_ns))
 
     def flush(self) -> list[Record]:
-        return as_records(self.cache.flush())
+        return self._log(self.cache.flush())
 
 
 MakeEngine = Callable[[CacheConfig], Engine]
@@ -326,6 +334,28 @@ class TestRules:
         ]
         assert engine.flush() == []
 
+    def test_each_record_leaves_at_the_clock_it_ended_at(self, make: MakeEngine) -> None:
+        """Idle: when it went idle, however late the clock learns it; any other end: the clock."""
+        engine = make(config_ns(inactive_ns=10, active_ns=1000, max_flows=2))
+        rows = [
+            pkt(0, sport=A),
+            pkt(5, sport=B, tcp_flags=0x01),  # FIN: ends at 5
+            pkt(50, sport=C),  # clock 50: A went idle at 0 + 10 + 1
+            pkt(51, sport=D),
+            pkt(52, sport=E),  # cache full: C ends at 52
+            pkt(60, sport=D),
+            pkt(1062, sport=D),  # a gap of 1002: E left at 52 + 10 + 1, D at 60 + 10 + 1
+        ]
+        engine.update(table(rows))
+        engine.expire(10**9)  # D's new record went idle at 1062 + 10 + 1
+        engine.update(table([pkt(2 * 10**9, sport=A)]))
+        engine.flush()  # forced: at the clock
+        left = sorted((r.sport, r.first_ns, r.end_reason, at) for r, at in engine.exported)
+        assert left == [
+            (A, 0, IDLE, 11), (A, 2 * 10**9, FORCED, 2 * 10**9), (B, 5, END_OF_FLOW, 5),
+            (C, 50, CACHE_FULL, 52), (D, 51, IDLE, 71), (D, 1062, IDLE, 1073), (E, 52, IDLE, 63),
+        ]  # fmt: skip
+
     def test_expire_ends_idle_records(self, make: MakeEngine) -> None:
         """expire(clock) ends records whose last + inactive is behind it; the clock never goes back."""
         engine = make(config_ns(inactive_ns=10))
@@ -496,6 +526,7 @@ class TestDifferential:
                 assert sorted(fast.expire(tick)) == sorted(reference.expire(tick))
             start = stop
         assert sorted(fast.flush()) == sorted(reference.flush())
+        assert sorted(fast.exported) == sorted(reference.exported)
 
     @settings(max_examples=100, deadline=None)
     @given(case=cases(max_rows=100))

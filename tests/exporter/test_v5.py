@@ -215,14 +215,15 @@ class TestV5Encoder:
         assert struct.unpack_from(">I", datagram, 24 + 24)[0] == sixty_days_ms % 2**32
         assert decode_v5(datagram).records.first_ns.tolist() == [first_ns]
 
-    def test_boot_defaults_to_the_earliest_time_of_the_first_call(self) -> None:
-        """Without boot_ns, uptime zero is the earliest first_ns of the first encode call."""
-        records = ipv4_records(2, first_ns=vectors.BOOT_NS + 3_000_000_000)
-        records.first_ns[1] = vectors.BOOT_NS + 1_000_000_000
-        exporter = V5Exporter()
-        datagram = exporter.encode(records, vectors.BOOT_NS + 4_000_000_000)[0]
-        assert exporter.boot_ns == vectors.BOOT_NS + 1_000_000_000
-        assert struct.unpack_from(">I", datagram, 4)[0] == 3000
+    def test_uptime_zero_is_fixed_when_the_exporter_is_built(self) -> None:
+        """The configured boot is used for every datagram, whatever the records' times."""
+        exporter = V5Exporter(ExportConfig(boot_ns=vectors.BOOT_NS))
+        for offset_s in (3, 1):
+            records = ipv4_records(1, first_ns=vectors.BOOT_NS + offset_s * 1_000_000_000)
+            datagram = exporter.encode(records, vectors.BOOT_NS + 4_000_000_000)[0]
+            assert struct.unpack_from(">I", datagram, 4)[0] == 4000
+            assert struct.unpack_from(">I", datagram, 24 + 24)[0] == offset_s * 1000
+        assert exporter.boot_ns == vectors.BOOT_NS
 
     @HYPOTHESIS
     @given(record_tables(ipv6=False, max_ifindex=0xFFFF))

@@ -17,7 +17,7 @@ import pytest
 from cache.config import CacheConfig
 from core.errors import InputError
 from core.records import RecordTable
-from probe.meter.offline import meter_captures
+from probe.meter.offline import meter_files
 from probe.sources.capture import Capture, frame_batches
 from tests.cli_runs import convert, stderr_lines
 from tests.fuzz.capture_cases import PACKET_KINDS, PCAP_HEADER, CaptureCase, layout
@@ -119,9 +119,9 @@ def check_meter(path: Path, got: ReadOutcome) -> int:
     parts: list[RecordTable] = []
     if got.at_open is not None:
         with pytest.raises(InputError, match=re.escape(got.at_open)):
-            meter_captures([path], CacheConfig(), parts.append)
+            meter_files([path], CacheConfig(), parts.append)
         return 0
-    counters = meter_captures([path], CacheConfig(), parts.append, batch_frames=64)
+    counters = meter_files([path], CacheConfig(), parts.append, batch_frames=64)
     assert counters.damage == got.damage
     assert counters.frames == counters.selected == len(got.frames)
     assert int(counters.by_reason.sum()) == counters.frames

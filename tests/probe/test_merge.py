@@ -15,7 +15,7 @@ from cache.config import CacheConfig
 from core.packets import PacketTable
 from core.records import EndReason, RecordTable
 from probe.meter.merge import merge_in_time
-from probe.meter.offline import meter_captures
+from probe.meter.offline import meter_files
 from tests.captures import (
     T0_NS,
     Frame,
@@ -172,7 +172,7 @@ class TestMeterSeveralCaptures:
         second = tmp_path / "b.pcap"
         second.write_bytes(pcap_file([tcp_frame(ack, T0_NS + 5_000_000, b"hello")], nanos=True))
         parts: list[RecordTable] = []
-        counters = meter_captures([first, second], CacheConfig(), parts.append)
+        counters = meter_files([first, second], CacheConfig(), parts.append)
         records = RecordTable.concat(parts)
         assert counters.damage == []
         assert records.packets.tolist() == [3]
@@ -191,7 +191,7 @@ class TestMeterSeveralCaptures:
         whole = tmp_path / "whole.pcap"
         whole.write_bytes(pcap_file(frames, nanos=True, big_endian=True))
         parts: list[RecordTable] = []
-        counters = meter_captures([damaged, whole], CacheConfig(), parts.append)
+        counters = meter_files([damaged, whole], CacheConfig(), parts.append)
         records = RecordTable.concat(parts)
         length = 16 + len(frames[5].data)
         assert counters.damage == [

@@ -1,4 +1,4 @@
-"""The Meter: one pipeline for every driver; its clock hook and the exporter's uptime zero."""
+"""The Meter: one pipeline for every driver; records' own export clocks; uptime zero."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import pytest
 from cache.config import CacheConfig
 from core.packets import FrameBatch
 from core.records import EndReason, RecordTable
-from exporter.formats import ExportConfig
-from exporter.session import OFFLINE_BOOT_LEAD_NS, ExportSession
+from exporter.formats import OFFLINE_BOOT_LEAD_NS, ExportConfig, offline_boot_ns
+from exporter.session import ExportSession
 from exporter.sinks import MemorySink
 from exporter.v9 import V9Decoder, V9Exporter
 from probe.live.source import CaptureStats, LiveSource
 from probe.meter.live import meter_live
 from probe.meter.meter import Meter
-from probe.meter.offline import meter_captures
+from probe.meter.offline import meter_captures, meter_files
 from probe.meter.sampling import SamplingConfig, SamplingMode
-from probe.sources.capture import Capture, frame_batches
+from probe.sources.capture import Capture, first_time_ns, frame_batches, open_captures
 from tests.captures import NS_PER_S, T0_NS, pcap_file, udp_frames
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -62,7 +62,7 @@ def three_frames(tmp_path: Path) -> Path:
 def test_feeding_a_meter_in_small_batches_gives_what_the_offline_driver_gives(sample: str) -> None:
     path = SAMPLES / sample
     offline: list[RecordTable] = []
-    counters = meter_captures([path], CONFIG, offline.append)
+    counters = meter_files([path], CONFIG, offline.append)
     meter, records = fed(path, batch_frames=7)
     assert rows(records) == rows(offline)
     assert meter.counters.frames == counters.frames
@@ -75,7 +75,7 @@ def test_sampling_happens_in_the_meter_as_in_the_offline_driver() -> None:
     path = SAMPLES / "synflood.pcap"
     sampling = SamplingConfig(SamplingMode.DETERMINISTIC, 7)
     offline: list[RecordTable] = []
-    counters = meter_captures([path], CONFIG, offline.append, sampling=sampling)
+    counters = meter_files([path], CONFIG, offline.append, sampling=sampling)
     meter, records = fed(path, batch_frames=5, sampling=sampling)
     assert meter.counters.selected == counters.selected < counters.frames
     assert rows(records) == rows(offline)
@@ -97,34 +97,62 @@ def test_a_tick_ends_idle_records_and_never_moves_the_clock_back(tmp_path: Path)
     assert meter.finish().records == open_flows
 
 
-def test_no_clock_reaches_the_exporter_before_the_first_packet() -> None:
-    seen: list[tuple[int, int]] = []
-    meter = Meter(CONFIG, lambda records: None, on_clock=lambda *clock: seen.append(clock))
-    meter.tick(T0_NS)
-    assert seen == []
-    meter.finish(T0_NS)
-    assert seen == []
+def test_records_leave_with_their_own_clock_so_a_gap_of_weeks_in_one_batch_is_exact(
+    tmp_path: Path,
+) -> None:
+    """Two flows 60 days apart in one batch: the first goes out when it went idle, not
+    60 days later (more than the 2^32 ms a v9 uptime can reach back)."""
+    gap_ns = 60 * 86_400 * NS_PER_S
+    path = tmp_path / "gap.pcap"
+    path.write_bytes(pcap_file(udp_frames(2, step_ns=gap_ns)))
+    memory = MemorySink()
+    session = ExportSession(V9Exporter(ExportConfig(boot_ns=offline_boot_ns(T0_NS))), [memory])
+    meter = Meter(CONFIG, session)
+    feed_file(meter, path)
+    meter.finish()
+    decoder = V9Decoder()
+    decoded = [decoder.decode(datagram, "probe") for datagram in memory.datagrams]
+    export_s = [int(d.header["unix_secs"]) for d in decoded]
+    idle_at_ns = T0_NS + 15 * NS_PER_S + 1  # v9 headers: whole seconds, rounded up
+    assert export_s == [-(-idle_at_ns // NS_PER_S), -(-(T0_NS + gap_ns) // NS_PER_S)]
+    first_ms = [int(d.records.first_ns[0]) // 1_000_000 for d in decoded]
+    assert first_ms == [T0_NS // 1_000_000, (T0_NS + gap_ns) // 1_000_000]
 
 
-@pytest.mark.parametrize("configured", [True, False])
 def test_uptime_zero_is_the_configured_boot_and_an_idle_tick_first_does_not_move_it(
-    configured: bool, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     started_ns = T0_NS - 60 * NS_PER_S  # the probe started a minute before the first frame
-    exporter = V9Exporter(ExportConfig(boot_ns=started_ns if configured else None))
     memory = MemorySink()
-    session = ExportSession(exporter, [memory])
-    meter = Meter(CONFIG, session, on_clock=session.set_clock)
+    session = ExportSession(V9Exporter(ExportConfig(boot_ns=started_ns)), [memory])
+    meter = Meter(CONFIG, session)
     meter.tick(started_ns + NS_PER_S)  # an idle link: the live tick before any frame
     feed_file(meter, three_frames(tmp_path))
     meter.finish(T0_NS + 5 * NS_PER_S)
-    expected = started_ns if configured else T0_NS - OFFLINE_BOOT_LEAD_NS
-    assert exporter.boot_ns == expected
     decoded = V9Decoder().decode(memory.datagrams[-1], "probe")
     header = decoded.header
     boot_ms = int(header["unix_secs"]) * 1000 - int(header["sys_uptime"])
-    assert boot_ms == expected // 1_000_000
+    assert boot_ms == started_ns // 1_000_000
     assert int(decoded.records.first_ns[0]) // 1_000_000 == T0_NS // 1_000_000
+
+
+def test_offline_uptime_zero_comes_from_the_first_batch_which_is_still_metered(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "late.pcap"
+    frames = udp_frames(5, ts0_ns=T0_NS + 7 * NS_PER_S)
+    path.write_bytes(pcap_file(frames))
+    with open_captures([path], batch_frames=2) as captures:
+        assert (
+            offline_boot_ns(first_time_ns(captures)) == T0_NS + 7 * NS_PER_S - OFFLINE_BOOT_LEAD_NS
+        )
+        peeked: list[RecordTable] = []
+        counters = meter_captures(captures, CONFIG, peeked.append)
+    assert counters.frames == 5
+    whole: list[RecordTable] = []
+    meter_files([path], CONFIG, whole.append, batch_frames=2)
+    assert rows(peeked) == rows(whole)
+    assert offline_boot_ns(None) == 0  # no frames: nothing is dated
 
 
 def owned(batch: FrameBatch) -> FrameBatch:
@@ -177,7 +205,7 @@ def test_the_live_driver_meters_any_live_source_and_flushes_when_it_vanishes() -
     # No idle tick within the run: the wall clock would end every record of a past capture.
     counters = meter_live(source, CONFIG, live.append, threading.Event(), tick_s=600)
     offline: list[RecordTable] = []
-    meter_captures([path], CONFIG, offline.append)
+    meter_files([path], CONFIG, offline.append)
     assert counters.damage == ["eth9: interface went away"]
     assert counters.frames == frames > 0
     assert rows(live) == rows(offline)

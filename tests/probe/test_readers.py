@@ -16,7 +16,7 @@ from cache.config import CacheConfig
 from core.errors import InputError
 from core.packets import FrameBatch
 from core.records import RecordTable
-from probe.meter.offline import meter_captures
+from probe.meter.offline import meter_files
 from probe.sources.capture import Capture
 from probe.sources.chunked import ChunkedInput
 from probe.sources.mapped import RELEASE_BYTES, MappedInput
@@ -607,7 +607,7 @@ class TestMeterOnDamage:
         starts = pcap_record_starts(frames)
         path = write(tmp_path, pcap_file(frames, nanos=True)[: starts[8] + 5])
         parts: list[RecordTable] = []
-        counters = meter_captures([path], CacheConfig(), parts.append)
+        counters = meter_files([path], CacheConfig(), parts.append)
         records = RecordTable.concat(parts)
         assert counters.damage == [
             f"{path}: truncated last record (5 of 16 bytes) at byte offset {starts[8]}"
