@@ -46,12 +46,19 @@ class FrameBatch:
         )  # fmt: skip
 
     def owned(self) -> FrameBatch:
-        """The frames copied into a buffer of their own (a read buffer is reused)."""
-        starts = np.concatenate(([0], np.cumsum(self.caplen, dtype=np.int64)))
-        at = np.repeat(self.offset - starts[:-1], self.caplen) + np.arange(starts[-1])
+        """The frames copied into a buffer of their own (a read buffer is reused).
+
+        One slice copy of the byte span the frames lie in (record headers
+        between them included): no per-byte index arrays.
+        """
+        if len(self) == 0:
+            low = high = 0
+        else:
+            low = int(self.offset.min())
+            high = int((self.offset + self.caplen).max())
         return FrameBatch(
-            self.buf[at], starts[:-1], self.caplen.copy(), self.wirelen.copy(),
-            self.ts_ns.copy(), self.linktype.copy(), self.ifindex.copy(),
+            self.buf[low:high].copy(), self.offset - low, self.caplen.copy(),
+            self.wirelen.copy(), self.ts_ns.copy(), self.linktype.copy(), self.ifindex.copy(),
         )  # fmt: skip
 
 

@@ -155,11 +155,37 @@ def test_offline_uptime_zero_comes_from_the_first_batch_which_is_still_metered(
     assert offline_boot_ns(None) == 0  # no frames: nothing is dated
 
 
-def owned(batch: FrameBatch) -> FrameBatch:
-    return FrameBatch(
-        np.array(batch.buf), batch.offset.copy(), batch.caplen.copy(), batch.wirelen.copy(),
-        batch.ts_ns.copy(), batch.linktype.copy(), batch.ifindex.copy(),
-    )  # fmt: skip
+def test_an_owned_batch_keeps_its_frames_when_the_read_buffer_is_reused() -> None:
+    capture = Capture(str(SAMPLES / "web.pcap"), 4)
+    try:
+        batches = list(frame_batches(capture, pytest.fail))[:3]
+        # Every batch of a mapped file views the same map: reused-buffer behaviour is forced below.
+        originals = [
+            [bytes(b.buf[o : o + c]) for o, c in zip(b.offset, b.caplen, strict=True)]
+            for b in batches
+        ]
+        kept = [b.owned() for b in batches]
+    finally:
+        capture.close()
+    for batch in batches:
+        batch.buf[:] = 0  # the old buffer overwritten
+    for copy, frames in zip(kept, originals, strict=True):
+        assert [
+            bytes(copy.buf[o : o + c]) for o, c in zip(copy.offset, copy.caplen, strict=True)
+        ] == frames
+        assert len(copy.buf) < sum(len(f) + 16 for f in frames) + 1  # the span, not the file
+    assert (
+        len(
+            FrameBatch(
+                np.zeros(0, np.uint8),
+                *[
+                    np.zeros(0, t)
+                    for t in (np.int64, np.uint32, np.uint32, np.int64, np.uint16, np.uint32)
+                ],
+            ).owned()
+        )
+        == 0
+    )
 
 
 class ScriptedSource:
@@ -196,7 +222,7 @@ def test_the_live_driver_meters_any_live_source_and_flushes_when_it_vanishes() -
     capture = Capture(str(path), 16)
     try:
         # Copies: a reader's batches are views of buffers it reuses.
-        batches = [owned(b) for b in frame_batches(capture, pytest.fail)]
+        batches = [b.owned() for b in frame_batches(capture, pytest.fail)]
     finally:
         capture.close()
     frames = sum(len(b) for b in batches)
