@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS := libpcap-dev softflowd nfdump tshark tcpreplay pmacct iproute2
 
-.PHONY: demo test lint bench bench-live same-records flood soak fuzz setup debs clean
+.PHONY: demo test lint bench bench-live bench-parallel same-records flood soak fuzz setup debs clean
 
 setup: $(STAMP)
 
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory debs
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,live,plots]'
+	$(PY) -m pip install --quiet -e '.[dev,live,plots,dask]'
 	touch $(STAMP)
 
 # Debian packages: libpcap for live capture, the peers for interop tests and benchmarks.
@@ -43,6 +43,10 @@ bench: setup
 
 bench-live: setup
 	$(PY) tests/bench/run_bench_live.py
+
+# convert --jobs 1 against --jobs 2 on a 10,000,000-frame capture, one file and split in 10.
+bench-parallel: setup
+	$(PY) tests/bench/run_bench_parallel.py
 
 # Records byte-identical to another revision's (default: the last one before the stage layout), samples and bench capture.
 SAME_AS ?= 961e76b

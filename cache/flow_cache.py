@@ -6,13 +6,21 @@ Nothing here knows about wire formats or capture files.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from cache import kernel
+from cache.adopt import adopt_records
 from cache.config import CacheConfig
+from cache.hashing import hash_keys
 from core.packets import PacketTable
-from core.records import EndedRecords, EndReason
+from core.records import EndedRecords, EndReason, RecordTable
 
-OUT_ROW = np.dtype([(name, dtype) for name, dtype in EndedRecords.DTYPES.items()])
+OUT_ROW = np.dtype(
+    [(name, dtype) for name, dtype in EndedRecords.DTYPES.items()]
+    + [("serial", np.int64), ("root", np.int64)]
+)
+NO_CHAINS = np.empty((0, 2), np.int64)
+NO_JOINED = np.empty(0, np.int64)
 
 
 def _table_size(max_flows: int) -> int:
@@ -29,16 +37,24 @@ class FlowCache:
     the LRU list. ``lru`` (int32, ``max_flows x 2``) holds each record's
     previous and next record in update order. ``table`` (int64, ``-1`` empty,
     else hash tag and pool slot; see ``kernel``) maps hashes to pool slots.
+
+    With ``track_chains`` it also numbers records and chains (see ``kernel``):
+    after each call ``joined`` holds the chain of the record each packet
+    joined, and ``ended_serial``/``ended_root`` the numbers of the records returned.
     """
 
-    def __init__(self, config: CacheConfig) -> None:
+    def __init__(self, config: CacheConfig, track_chains: bool = False) -> None:
         self.config = config
+        self.chains = np.full((config.max_flows, 2), -1, np.int64) if track_chains else NO_CHAINS
+        self.joined = NO_JOINED
+        self.ended_serial = self.ended_root = NO_JOINED
         self.flows = np.zeros(config.max_flows, kernel.FLOW_SLOT)
         self.lru = np.full((config.max_flows, 2), kernel.NO_SLOT, np.int32)
         self.table = np.full(_table_size(config.max_flows), kernel.NO_SLOT, np.int64)
         self.free = np.arange(config.max_flows - 1, -1, -1, dtype=np.int32)
         self.state = np.array(
-            [kernel.NO_SLOT, kernel.NO_SLOT, 0, config.max_flows, kernel.CLOCK_START, 0], np.int64
+            [kernel.NO_SLOT, kernel.NO_SLOT, 0, config.max_flows, kernel.CLOCK_START, 0, 0],
+            np.int64,
         )
 
     @property
@@ -64,31 +80,84 @@ class FlowCache:
     def _out(self, rows: int) -> np.ndarray:
         return np.empty(rows, OUT_ROW)
 
-    @staticmethod
-    def _records(out: np.ndarray, n_out: int) -> EndedRecords:
+    @property
+    def tracks_chains(self) -> bool:
+        return len(self.chains) > 0
+
+    def _records(self, out: np.ndarray, n_out: int) -> EndedRecords:
+        if self.tracks_chains:
+            self.ended_serial = out["serial"][:n_out].copy()
+            self.ended_root = out["root"][:n_out].copy()
         return EndedRecords(**{name: out[name][:n_out].copy() for name in EndedRecords.DTYPES})
 
-    def update(self, packets: PacketTable) -> EndedRecords:
-        """Meter ``packets`` in order; return the records they ended."""
+    def update(
+        self, packets: PacketTable, clock_ns: npt.NDArray[np.int64] | None = None
+    ) -> EndedRecords:
+        """Meter ``packets`` in order; return the records they ended.
+
+        The clock moves to each packet's time, or to ``clock_ns`` where given
+        (a merge replaying part of a slice with the slice's own clock).
+        """
         out = self._out(self.open_flows + len(packets))
+        if self.tracks_chains:
+            self.joined = np.empty(len(packets), np.int64)
         n_out = kernel.meter_packets(
             self.flows, self.lru, self.table, self.free, self.state, out,
-            packets.ts_ns, packets.version, packets.src_hi, packets.src_lo,
+            packets.ts_ns, packets.ts_ns if clock_ns is None else clock_ns,
+            packets.version, packets.src_hi, packets.src_lo,
             packets.dst_hi, packets.dst_lo, packets.sport, packets.dport,
             packets.proto, packets.tos, packets.tcp_flags, packets.ip_len,
             packets.ifindex, packets.vlan,
             self.config.inactive_ns, self.config.active_ns, self.config.key_vlan,
+            self.chains, self.joined,
         )  # fmt: skip
         return self._records(out, n_out)
+
+    def key_hashes(self, packets: PacketTable) -> npt.NDArray[np.uint64]:
+        """Each packet's key hash, as this cache computes it."""
+        return hash_keys(  # type: ignore[no-any-return]
+            packets.version, packets.src_hi, packets.src_lo, packets.dst_hi, packets.dst_lo,
+            packets.sport, packets.dport, packets.proto, packets.tos, packets.ifindex,
+            packets.vlan, self.config.key_vlan,
+        )  # fmt: skip
 
     def expire(self, clock_ns: int) -> EndedRecords:
         """Advance the clock (live idle tick) and return the records that went idle."""
         self.state[kernel.CLOCK] = max(self.clock_ns, clock_ns)
         out = self._out(self.open_flows)
         n_out = kernel.expire_idle(
-            self.flows, self.lru, self.table, self.free, self.state, out, 0, self.config.inactive_ns
-        )
+            self.flows, self.lru, self.table, self.free, self.state, out, 0,
+            self.config.inactive_ns, self.chains,
+        )  # fmt: skip
         return self._records(out, n_out)
+
+    def reset(self) -> None:
+        """Forget the clock, the peak and the serials of an emptied cache, to meter anew.
+
+        Reusing a cache spares a worker the page faults of a fresh one per task.
+        """
+        if self.open_flows:
+            raise ValueError("only an empty cache can be reset")
+        self.state[kernel.CLOCK] = kernel.CLOCK_START
+        self.state[kernel.PEAK_OPEN] = 0
+        self.state[kernel.NEXT_SERIAL] = 0
+
+    def adopt(self, records: RecordTable, clock_ns: int) -> None:
+        """Open ``records`` again, least recently updated first, and move the clock to ``clock_ns``.
+
+        A merge continues the records a previous slice left open this way;
+        they must fit beside the records open already.
+        """
+        if self.open_flows + len(records) > self.config.max_flows:
+            raise ValueError("adopted records do not fit the cache")
+        rows = np.empty(len(records), kernel.FLOW_SLOT)
+        for name in RecordTable.DTYPES:
+            if name in (kernel.FLOW_SLOT.names or ()):
+                rows[name] = getattr(records, name)
+        adopt_records(
+            self.flows, self.lru, self.table, self.free, self.state, rows, self.config.key_vlan
+        )
+        self.state[kernel.CLOCK] = max(self.clock_ns, clock_ns)
 
     def flush(self, now_ns: int | None = None) -> EndedRecords:
         """End every open record (end of input or shutdown), leaving at ``now_ns`` if later."""
@@ -96,6 +165,6 @@ class FlowCache:
         export_ns = max(self.clock_ns, now_ns) if now_ns is not None else self.clock_ns
         n_out = kernel.flush_all(
             self.flows, self.lru, self.table, self.free, self.state, out,
-            int(EndReason.FORCED), export_ns,
+            int(EndReason.FORCED), export_ns, self.chains,
         )  # fmt: skip
         return self._records(out, n_out)

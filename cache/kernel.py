@@ -31,7 +31,16 @@ never leaves more than the inactive timeout after its last packet, however
 long the gap in the input that revealed it.
 
 ``state`` holds the scalars: head, tail, open count, free-stack top, clock,
-and the most records ever open at once.
+the most records ever open at once, and the next record serial.
+
+Chains (for the parallel merge, probe/meter/slice_task.py). When ``joined``
+has a row per packet, the kernel numbers records as it opens them
+(``chains[slot, SERIAL]``) and gives each the serial of the first record of
+its *chain* (``chains[slot, ROOT]``): a record opened because the active
+timeout ended its key's previous one continues that chain; any other starts
+its own. ``joined`` gets the chain of the record each packet joined (-1 for
+an undecoded frame); ended records carry both numbers. Otherwise ``chains``
+and ``joined`` are empty and nothing is numbered.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from cache.hashing import hash_keys
 from cache.prefetch import prefetch as _prefetch
 
 FLOW_SLOT = np.dtype(
@@ -63,8 +73,9 @@ FLOW_SLOT = np.dtype(
     ]
 )
 
-HEAD, TAIL, N_OPEN, FREE_TOP, CLOCK, PEAK_OPEN = 0, 1, 2, 3, 4, 5
-STATE_SIZE = 6
+HEAD, TAIL, N_OPEN, FREE_TOP, CLOCK, PEAK_OPEN, NEXT_SERIAL = 0, 1, 2, 3, 4, 5, 6
+STATE_SIZE = 7
+SERIAL, ROOT = 0, 1  # columns of ``chains``
 PREV, NEXT = 0, 1
 NO_SLOT = -1
 TAG_MASK = np.uint64(0x7FFFFFFF)  # hash bits kept in a table entry; covers any table mask
@@ -75,32 +86,7 @@ IDLE, ACTIVE, END_OF_FLOW, FORCED, CACHE_FULL = 1, 2, 3, 4, 5
 TCP = 6
 FIN_OR_RST = 0x01 | 0x04
 
-_MIX = np.uint64(0xFF51AFD7ED558CCD)
-_SEED = np.uint64(0x9E3779B97F4A7C15)
-_S32 = np.uint64(32)
-
-
 PREFETCH_AHEAD = 8  # packets between prefetching a table slot and its pool row and using them
-
-
-@njit(cache=True, inline="always")
-def _mix(h: np.uint64, word: np.uint64) -> np.uint64:
-    h = (h ^ word) * _MIX
-    return h ^ (h >> _S32)
-
-
-@njit(cache=True, inline="always")
-def key_hash(version, src_hi, src_lo, dst_hi, dst_lo, sport, dport, proto, tos, ifindex, vlan):  # type: ignore[no-untyped-def]
-    ports = (np.uint64(sport) << np.uint64(48)) | (np.uint64(dport) << np.uint64(32))
-    small = (np.uint64(proto) << np.uint64(24)) | (np.uint64(tos) << np.uint64(16))
-    small |= (np.uint64(version) << np.uint64(8)) | ports
-    where = (np.uint64(ifindex) << np.uint64(16)) | np.uint64(vlan)
-    h = _mix(_SEED, src_hi)
-    h = _mix(h, src_lo)
-    h = _mix(h, dst_hi)
-    h = _mix(h, dst_lo)
-    h = _mix(h, small)
-    return _mix(h, where)
 
 
 @njit(cache=True, inline="always")
@@ -168,11 +154,14 @@ def _lru_append(lru, state, idx):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _end_record(flows, lru, table, free, state, out, n_out, idx, reason, export_ns):  # type: ignore[no-untyped-def]
+def _end_record(flows, lru, table, free, state, out, n_out, idx, reason, export_ns, chains):  # type: ignore[no-untyped-def]
     """Append record ``idx`` (leaving at ``export_ns``) to ``out``; free its slot."""
     f = flows[idx]
     o = out[n_out]
     o["export_ns"] = export_ns
+    if len(chains):
+        o["serial"] = chains[idx, SERIAL]
+        o["root"] = chains[idx, ROOT]
     o["version"] = f["version"]
     o["src_hi"] = f["src_hi"]
     o["src_lo"] = f["src_lo"]
@@ -206,23 +195,23 @@ def _idle_since(last_ns, inactive_ns, clock):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def expire_idle(flows, lru, table, free, state, out, n_out, inactive_ns):  # type: ignore[no-untyped-def]
+def expire_idle(flows, lru, table, free, state, out, n_out, inactive_ns, chains):  # type: ignore[no-untyped-def]
     """End records at the LRU head whose last packet is over ``inactive_ns`` behind the clock."""
     clock = state[CLOCK]
     while state[HEAD] >= 0 and flows[state[HEAD]]["last_ns"] + inactive_ns < clock:
         head = state[HEAD]
         left = _idle_since(flows[head]["last_ns"], inactive_ns, clock)
-        n_out = _end_record(flows, lru, table, free, state, out, n_out, head, IDLE, left)
+        n_out = _end_record(flows, lru, table, free, state, out, n_out, head, IDLE, left, chains)
     return n_out
 
 
 @njit(cache=True, nogil=True)
-def flush_all(flows, lru, table, free, state, out, reason, export_ns):  # type: ignore[no-untyped-def]
+def flush_all(flows, lru, table, free, state, out, reason, export_ns, chains):  # type: ignore[no-untyped-def]
     """End every open record, least recently updated first, leaving at ``export_ns``."""
     n_out = 0
     while state[HEAD] >= 0:
         n_out = _end_record(
-            flows, lru, table, free, state, out, n_out, state[HEAD], reason, export_ns
+            flows, lru, table, free, state, out, n_out, state[HEAD], reason, export_ns, chains
         )
     return n_out
 
@@ -236,6 +225,7 @@ def meter_packets(  # type: ignore[no-untyped-def]
     state,
     out,
     ts_ns,
+    clock_ns,
     version,
     src_hi,
     src_lo,
@@ -252,28 +242,23 @@ def meter_packets(  # type: ignore[no-untyped-def]
     inactive_ns,
     active_ns,
     key_vlan,
+    chains,
+    joined,
 ):
-    """Apply the flow rules to every packet in order; return the number of ended records."""
+    """Apply the flow rules to every packet in order; return the number of ended records.
+
+    ``clock_ns`` is what the clock moves to at each packet: ``ts_ns`` itself,
+    except when a merge replays some keys' packets of a slice with the clock
+    the whole slice had (probe/meter/slice_merge.py).
+    """
     mask = np.int64(len(table) - 1)
     capacity = len(flows)
     n_out = 0
     n = len(ts_ns)
-    hashes = np.empty(n, np.uint64)
-    for p in range(n):
-        key_vlan_id = vlan[p] if key_vlan else np.uint16(0)
-        hashes[p] = key_hash(
-            version[p],
-            src_hi[p],
-            src_lo[p],
-            dst_hi[p],
-            dst_lo[p],
-            sport[p],
-            dport[p],
-            proto[p],
-            tos[p],
-            ifindex[p],
-            key_vlan_id,
-        )
+    track = len(joined) > 0
+    hashes = hash_keys(
+        version, src_hi, src_lo, dst_hi, dst_lo, sport, dport, proto, tos, ifindex, vlan, key_vlan
+    )
     for p in range(n):
         # Table slots are prefetched two steps ahead, then the pool rows they point at.
         if p + 2 * PREFETCH_AHEAD < n:
@@ -284,13 +269,15 @@ def meter_packets(  # type: ignore[no-untyped-def]
                 _prefetch(flows, entry & _IDX_MASK)
                 _prefetch(flows, (entry & _IDX_MASK) + 1)  # the row's last cache line
         t = ts_ns[p]
-        if t > state[CLOCK]:
-            state[CLOCK] = t
+        if clock_ns[p] > state[CLOCK]:
+            state[CLOCK] = clock_ns[p]
         clock = state[CLOCK]
         head = state[HEAD]
         if head >= 0 and flows[head]["last_ns"] + inactive_ns < clock:
-            n_out = expire_idle(flows, lru, table, free, state, out, n_out, inactive_ns)
+            n_out = expire_idle(flows, lru, table, free, state, out, n_out, inactive_ns, chains)
         if version[p] == 0:
+            if track:
+                joined[p] = -1
             continue
         h = hashes[p]
         tag = np.int64(h & TAG_MASK)
@@ -319,16 +306,23 @@ def meter_packets(  # type: ignore[no-untyped-def]
             slot = (slot + 1) & mask
         # No match: ``slot`` is the first empty slot of the probe run, valid until a deletion.
         table_changed = False
+        chain_root = np.int64(-1)  # an active timeout continues the chain in the new record
         if idx >= 0:
             gap_ns = t - flows[idx]["last_ns"]
             age_ns = t - flows[idx]["first_ns"]
             if gap_ns > inactive_ns:  # rule 2
                 left = _idle_since(flows[idx]["last_ns"], inactive_ns, clock)
-                n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, IDLE, left)
+                n_out = _end_record(
+                    flows, lru, table, free, state, out, n_out, idx, IDLE, left, chains
+                )
                 idx = NO_SLOT
                 table_changed = True
             elif age_ns > active_ns:  # rule 3
-                n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, ACTIVE, clock)
+                if track:
+                    chain_root = chains[idx, ROOT]
+                n_out = _end_record(
+                    flows, lru, table, free, state, out, n_out, idx, ACTIVE, clock, chains
+                )
                 idx = NO_SLOT
                 table_changed = True
         if idx >= 0:  # rule 4
@@ -346,8 +340,9 @@ def meter_packets(  # type: ignore[no-untyped-def]
         else:  # rule 1
             if state[N_OPEN] >= capacity:
                 n_out = _end_record(
-                    flows, lru, table, free, state, out, n_out, state[HEAD], CACHE_FULL, clock
-                )
+                    flows, lru, table, free, state, out, n_out, state[HEAD], CACHE_FULL, clock,
+                    chains,
+                )  # fmt: skip
                 table_changed = True
             if table_changed:
                 # Deletions may have shifted the probe run: find the first empty slot again.
@@ -379,6 +374,15 @@ def meter_packets(  # type: ignore[no-untyped-def]
             f["octets"] = ip_len[p]
             f["tcp_flags"] = tcp_flags[p]
             _lru_append(lru, state, idx)
+            if track:
+                serial = state[NEXT_SERIAL]
+                state[NEXT_SERIAL] += 1
+                chains[idx, SERIAL] = serial
+                chains[idx, ROOT] = chain_root if chain_root >= 0 else serial
+        if track:
+            joined[p] = chains[idx, ROOT]
         if proto[p] == TCP and (tcp_flags[p] & FIN_OR_RST) != 0:  # rule 5
-            n_out = _end_record(flows, lru, table, free, state, out, n_out, idx, END_OF_FLOW, clock)
+            n_out = _end_record(
+                flows, lru, table, free, state, out, n_out, idx, END_OF_FLOW, clock, chains
+            )
     return n_out

@@ -38,7 +38,14 @@ from probe.cli.export import (
 from probe.decode.reasons import DecodeReason
 from probe.meter.counters import Counters, RecordSink, end_reason_counts
 from probe.meter.offline import meter_captures
+from probe.meter.parallel import (
+    ParallelPlan,
+    first_frame_ns,
+    meter_in_parallel,
+    overlapping_files,
+)
 from probe.meter.sampling import SamplingConfig, SamplingMode
+from probe.meter.slice_merge import MergeReport
 from probe.meter.warmup import load_kernels
 from probe.sources.capture import Capture, first_time_ns, open_captures
 
@@ -86,11 +93,16 @@ def convert(
     template_refresh_seconds: o.RefreshSeconds = 1800.0,
     pace: o.Pace = DEFAULT_PACE,
     pcap_out: o.PcapOut = None,
+    jobs: o.Jobs = 1,
+    dask: o.Dask = None,
+    slice_mib: o.SliceMib = None,
     quiet: o.Quiet = False,
 ) -> None:
     """Convert captures to flow records with router cache rules, and export them.
 
-    Several files are merged in time order. With -c, NetFlow goes to each
+    Several files are merged in time order. With --jobs or --dask, files and
+    slices of large pcap files are metered in parallel and merged back into
+    exactly the records of one pass. With -c, NetFlow goes to each
     collector; with -o, records go to a CSV/JSONL file; with neither (and no
     --pcap-out), the flows are printed as a table decoded back from the
     datagrams just built, in order of their first packet.
@@ -102,20 +114,36 @@ def convert(
     try:
         config = CacheConfig(inactive, active, max_flows, key_vlan)
         sampling_config = SamplingConfig(sampling, sampling_rate, seed)
+        slice_bytes = None if slice_mib is None else max(round(slice_mib * (1 << 20)), 1)
+        parallel = ParallelPlan(jobs, dask, slice_bytes)
+        in_parallel = jobs > 1 or dask is not None
+        if in_parallel:
+            _check_parallel(files, sampling_config)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
     for path in files:
         if path != "-" and not Path(path).is_file():
             raise fail(f"{path}: no such file", EXIT_DAMAGED)
     send_errors: list[str] = []
+    report: MergeReport | None = None
     with errors_exit(), ExitStack() as stack:
         make_exporter(export, sampling_config)  # every export option checked before any output
-        captures = stack.enter_context(open_captures(files))
+        if in_parallel and len(files) > 1 and (overlapping := overlapping_files(files)):
+            note(
+                f"{overlapping[0]} overlaps an earlier file in time: converting the files merged "
+                "by time in one pass (slices would meter them one after another)"
+            )
+            in_parallel = False
+        if in_parallel:
+            captures = []
+            first_ns = first_frame_ns(files)  # opens each file: an unreadable one fails here
+        else:
+            captures = stack.enter_context(open_captures(files))
         _load_kernels(config, quiet)  # after opening: a file that is no capture fails at once
         sinks: list[RecordSink] = []
         memory = None
         if export.wants_export or flows_out is None:
-            boot_ns = offline_boot_ns(first_time_ns(captures))
+            boot_ns = offline_boot_ns(first_ns if in_parallel else first_time_ns(captures))
             session, memory = open_session(export, sampling_config, boot_ns)
             stack.callback(session.close)
             sinks.append(session)
@@ -125,7 +153,10 @@ def convert(
             background = BackgroundWriter(writer.write)
             stack.callback(background.close)
             sinks.append(background.write)
-        counters = _run(captures, config, sampling_config, fan_out(sinks), quiet)
+        if in_parallel:
+            counters, report = _run_parallel(files, config, parallel, fan_out(sinks), quiet)
+        else:
+            counters = _run(captures, config, sampling_config, fan_out(sinks), quiet)
         if memory is not None:
             _print_table(decoded_back(memory))
         if export.wants_export:
@@ -135,6 +166,8 @@ def convert(
     counters.elapsed_s = time.perf_counter() - counters.started_s
     if not quiet:
         _summary(files, counters)
+        if report is not None:
+            _parallel_summary(report, parallel)
     for problem in [*counters.damage, *send_errors]:
         typer.echo(f"spanflow: error: {problem}", err=True)
     if counters.interrupted:
@@ -181,6 +214,52 @@ def _run(
             progress.update(task, completed=done)
 
         return meter(on_progress=advance)
+
+
+def _check_parallel(files: list[str], sampling: SamplingConfig) -> None:
+    if sampling.mode is not SamplingMode.FULL:
+        raise ConfigError(
+            "--jobs and --dask convert without sampling: a sampler's count runs across slices"
+        )
+    if "-" in files:
+        raise ConfigError("--jobs and --dask read files, not stdin")
+
+
+def _run_parallel(
+    files: list[str], config: CacheConfig, parallel: ParallelPlan, sink: RecordSink, quiet: bool
+) -> tuple[Counters, MergeReport]:
+    run = functools.partial(meter_in_parallel, files, config, sink, parallel)
+    if quiet or not sys.stderr.isatty():
+        return run()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("slices", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return run(on_progress=advance)
+
+
+def _parallel_summary(report: MergeReport, parallel: ParallelPlan) -> None:
+    where = f"Dask at {parallel.dask_address}" if parallel.dask_address else f"{parallel.jobs} jobs"
+    note(
+        f"parallel: {report.slices} slice(s) on {where}; {report.replayed_packets} packets "
+        f"of flows crossing slice boundaries replayed"
+    )
+    if report.remetered:
+        note(f"{len(report.remetered)} slice(s) metered again in order, to stay exact:")
+        for line in report.remetered[:5]:
+            note(f"  {line}")
+    for path in report.overlapping:
+        note(
+            f"warning: {path} overlaps earlier files in time: --jobs meters files one after "
+            "another, one pass merges them by time, so records may differ; convert without --jobs"
+        )
+    for line in report.notes:
+        note(line)
 
 
 def _print_table(records: RecordTable) -> None:

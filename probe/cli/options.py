@@ -104,3 +104,26 @@ FlowsFormat = Annotated[
     ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
+Jobs = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        metavar="N",
+        help="Convert in slices on N local processes (records equal one pass).",
+    ),
+]
+Dask = Annotated[
+    str | None,
+    typer.Option(
+        metavar="tcp://HOST:PORT",
+        help="Convert in slices on this Dask scheduler's workers (files at the same paths).",
+    ),
+]
+SliceMib = Annotated[
+    float | None,
+    typer.Option(
+        metavar="MIB",
+        help="With --jobs/--dask: bytes per slice of a large pcap file (default: from its size).",
+    ),
+]

@@ -34,9 +34,11 @@ class Meter:
         config: CacheConfig,
         sink: RecordSink,
         sampling: SamplingConfig | None = None,
+        cache: FlowCache | None = None,
     ) -> None:
+        """``cache``: one holding records already (a merge continuing a slice), else a new one."""
         self.counters = Counters()
-        self.cache = FlowCache(config)
+        self.cache = cache if cache is not None else FlowCache(config)
         self.counters.cache_bytes_per_flow = self.cache.state_bytes_per_flow
         self.counters.started_s = time.perf_counter()
         self._sampler = make_sampler(sampling or SamplingConfig())

@@ -11,6 +11,7 @@ import numpy as np
 
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
+from cache.keys import key_ids
 from core.packets import FrameBatch
 from core.records import RecordTable
 from exporter.flowfile import RowFormat
@@ -35,5 +36,11 @@ def load_kernels(cache_config: CacheConfig, readers: bool = True) -> None:
     )  # fmt: skip
     cache.update(decode(frames))
     cache.expire(0)
+    tracking = FlowCache(cache_config, track_chains=True)  # the parallel tasks' way
+    tracking.update(decode(frames))
+    adopting = FlowCache(cache_config)
+    adopting.adopt(tracking.flush().records(), 0)
+    key_ids([RecordTable.empty(1)], cache_config.key_vlan)
+
     RowFormat.csv().render(cache.flush())
     RowFormat.csv().render(RecordTable.empty(1))

@@ -134,3 +134,51 @@ def walk_pcapng(  # type: ignore[no-untyped-def]
             n += 1
         pos += block_len
     return n, pos, BATCH_FULL
+
+
+@njit(cache=True, inline="always")
+def _plausible_pcap_header(buf, pos, end, big_endian, frac_limit, max_caplen, sec_low, sec_high):  # type: ignore[no-untyped-def]
+    """Could a classic pcap record header start at ``pos``? (Its data may run past ``end``.)"""
+    if end - pos < PCAP_RECORD_HEADER:
+        return False
+    sec = _u32(buf, pos, big_endian)
+    frac = _u32(buf, pos + 4, big_endian)
+    caplen = _u32(buf, pos + 8, big_endian)
+    wirelen = _u32(buf, pos + 12, big_endian)
+    return (
+        sec_low <= sec <= sec_high
+        and frac < frac_limit
+        and caplen <= max_caplen
+        and caplen <= wirelen <= 4 * max_caplen
+    )
+
+
+@njit(cache=True, nogil=True)
+def find_pcap_record(  # type: ignore[no-untyped-def]
+    buf, pos, end, big_endian, frac_limit, max_caplen, sec_low, sec_high, chain
+):
+    """First offset at or after ``pos`` where ``chain`` plausible records follow one another.
+
+    A chain that reaches ``end`` exactly counts whole. Returns ``end`` when no
+    record starts before it. Random bytes pass one header check about once in
+    10^13 offsets; a slice's start is also checked against where the previous
+    slice's walk really ended (probe/meter/slice_merge.py).
+    """
+    for start in range(pos, end):
+        at = start
+        found = 0
+        while found < chain:
+            if at == end:
+                found = chain
+                break
+            if not _plausible_pcap_header(
+                buf, at, end, big_endian, frac_limit, max_caplen, sec_low, sec_high
+            ):
+                break
+            at += PCAP_RECORD_HEADER + _u32(buf, at + 8, big_endian)
+            if at > end:
+                break
+            found += 1
+        if found == chain:
+            return start
+    return end

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cache import kernel
+from cache import hashing
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
 from core.packets import PacketTable
@@ -276,7 +276,7 @@ class TestRules:
         ports = [
             port
             for port in range(A, A + 1000)
-            if int(kernel.key_hash(np.uint8(4), *addresses, np.uint16(port), *rest)) & mask == 0
+            if int(hashing.key_hash(np.uint8(4), *addresses, np.uint16(port), *rest)) & mask == 0
         ]
         p, q, r, s = ports[:4]
         engine = make(config)

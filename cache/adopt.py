@@ -1,0 +1,38 @@
+"""Open records again in a cache: how a merge continues the records a previous slice left open."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from cache.hashing import key_hash
+from cache.kernel import FREE_TOP, N_OPEN, PEAK_OPEN, _entry, _lru_append
+
+
+@njit(cache=True, nogil=True)
+def adopt_records(flows, lru, table, free, state, records, key_vlan):  # type: ignore[no-untyped-def]
+    """Open ``records`` (``FLOW_SLOT``-like rows, least recently updated first) as they were.
+
+    The cache must have room for them. A merge uses this to continue the
+    records a previous slice left open (probe/meter/slice_merge.py).
+    """
+    mask = np.int64(len(table) - 1)
+    for r in range(len(records)):
+        rec = records[r]
+        key_vlan_id = rec["vlan"] if key_vlan else np.uint16(0)
+        h = key_hash(
+            rec["version"], rec["src_hi"], rec["src_lo"], rec["dst_hi"], rec["dst_lo"],
+            rec["sport"], rec["dport"], rec["proto"], rec["tos"], rec["ifindex"], key_vlan_id,
+        )  # fmt: skip
+        slot = np.int64(h & np.uint64(mask))
+        while table[slot] >= 0:
+            slot = (slot + 1) & mask
+        state[FREE_TOP] -= 1
+        idx = free[state[FREE_TOP]]
+        state[N_OPEN] += 1
+        if state[N_OPEN] > state[PEAK_OPEN]:
+            state[PEAK_OPEN] = state[N_OPEN]
+        table[slot] = _entry(h, idx)
+        flows[idx] = rec  # the same row type: every field at once
+        flows[idx]["hash"] = h
+        _lru_append(lru, state, idx)
