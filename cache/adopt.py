@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from cache.hashing import key_hash
-from cache.kernel import FREE_TOP, N_OPEN, PEAK_OPEN, _entry, _lru_append
+from cache.kernel import _lru_append, claim_slot
 
 
 @njit(cache=True, nogil=True)
@@ -27,12 +27,7 @@ def adopt_records(flows, lru, table, free, state, records, key_vlan):  # type: i
         slot = np.int64(h & np.uint64(mask))
         while table[slot] >= 0:
             slot = (slot + 1) & mask
-        state[FREE_TOP] -= 1
-        idx = free[state[FREE_TOP]]
-        state[N_OPEN] += 1
-        if state[N_OPEN] > state[PEAK_OPEN]:
-            state[PEAK_OPEN] = state[N_OPEN]
-        table[slot] = _entry(h, idx)
+        idx = claim_slot(table, free, state, slot, h)
         flows[idx] = rec  # the same row type: every field at once
         flows[idx]["hash"] = h
         _lru_append(lru, state, idx)

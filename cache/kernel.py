@@ -94,6 +94,18 @@ def _entry(h, idx):  # type: ignore[no-untyped-def]
     return (np.int64(h & TAG_MASK) << np.int64(32)) | np.int64(idx)
 
 
+@njit(cache=True, inline="always")
+def claim_slot(table, free, state, slot, h):  # type: ignore[no-untyped-def]
+    """Take a free pool slot for a new record of hash ``h`` at empty table ``slot``."""
+    state[FREE_TOP] -= 1
+    idx = free[state[FREE_TOP]]
+    state[N_OPEN] += 1
+    if state[N_OPEN] > state[PEAK_OPEN]:
+        state[PEAK_OPEN] = state[N_OPEN]
+    table[slot] = _entry(h, idx)
+    return idx
+
+
 @njit(cache=True, nogil=True)
 def _find_slot_of(table, flows, idx):  # type: ignore[no-untyped-def]
     mask = np.int64(len(table) - 1)
@@ -349,12 +361,7 @@ def meter_packets(  # type: ignore[no-untyped-def]
                 slot = np.int64(h & np.uint64(mask))
                 while table[slot] >= 0:
                     slot = (slot + 1) & mask
-            state[FREE_TOP] -= 1
-            idx = free[state[FREE_TOP]]
-            state[N_OPEN] += 1
-            if state[N_OPEN] > state[PEAK_OPEN]:
-                state[PEAK_OPEN] = state[N_OPEN]
-            table[slot] = _entry(h, idx)
+            idx = claim_slot(table, free, state, slot, h)
             f = flows[idx]
             f["hash"] = h
             f["version"] = version[p]
