@@ -115,10 +115,12 @@ class SliceMerger:
             self.report.overlapping.append(spec.path)
         if result.cache_filled:
             return "its cache filled"
-        if not len(self.open) or self.clock is None:
+        if self.clock is None:
             return None
-        if result.min_ns < self.clock:
+        if result.min_ns < self.clock:  # its clock would lag one pass's: export clocks, idle ends
             return "a frame older than the previous slices' latest"
+        if not len(self.open):
+            return None
         # Once the head is over, every record left open has ended or continues as
         # one of the slice's own: only during the head can one pass hold more.
         peak = max(result.head_peak_open + len(self.open), result.counters.peak_open_flows)
@@ -142,6 +144,8 @@ class SliceMerger:
 
     def _replay(self, result: SliceResult, carried: Carried) -> None:
         self._emit(result.ended)  # no tentative record among them
+        if result.max_ns < result.min_ns:  # no frame: no clock tick, so no idle end either
+            return
         if not len(self.open):
             self._emit(result.tentative)
             self.open = result.open

@@ -87,7 +87,7 @@ def streams(draw: st.DrawFn) -> tuple[CacheConfig, list[Frame]]:
     return config, frames
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=streams(), slice_bytes=st.integers(60, 1500))
 def test_any_cut_of_any_stream_merges_into_the_records_of_one_pass(
     case: tuple[CacheConfig, list[Frame]], slice_bytes: int
@@ -99,6 +99,22 @@ def test_any_cut_of_any_stream_merges_into_the_records_of_one_pass(
         merged, report = in_slices([path], config, slice_bytes)
         assert merged == one_pass([path], config)
     assert report.slices >= 1
+
+
+def test_a_slice_whose_first_frame_is_older_than_the_clock_is_metered_again(
+    tmp_path: Path,
+) -> None:
+    """Found by hypothesis: no record left open, yet the slice's clock would lag one pass's."""
+    l3 = ipv4_tcp("198.18.0.1", "198.18.1.1", 1001, 80, 0x11, b"x")  # FIN: nothing stays open
+    frames = [Frame(ethernet(l3, 0x0800), T0_NS), Frame(ethernet(l3, 0x0800), T0_NS - 1)]
+    path = tmp_path / "late.pcap"
+    path.write_bytes(pcap_file(frames, nanos=True))
+    config = CacheConfig()
+    merged, report = in_slices([path], config, 60)
+    assert [why.split(": ", 1)[1] for why in report.remetered] == [
+        "a frame older than the previous slices' latest"
+    ]
+    assert merged == one_pass([path], config)
 
 
 # ---- the samples, cut fine ----
