@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory debs
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,live,plots,dask]'
+	$(PY) -m pip install --quiet -e '.[dev,live,plots,dask,arrow]'
 	touch $(STAMP)
 
 # Debian packages: libpcap for live capture, the peers for interop tests and benchmarks.
@@ -31,8 +31,8 @@ demo: setup
 	$(VENV)/bin/spanflow convert samples/web.pcap --format ipfix
 
 lint: setup
-	$(VENV)/bin/ruff check core probe cache exporter tests samples
-	$(VENV)/bin/ruff format --check core probe cache exporter tests samples
+	$(VENV)/bin/ruff check core probe cache exporter spanflow tests samples
+	$(VENV)/bin/ruff format --check core probe cache exporter spanflow tests samples
 	$(VENV)/bin/mypy
 
 test: lint

@@ -44,7 +44,8 @@ class BackgroundWriter:
         self._queue.put(records)
 
     def close(self) -> None:
-        """Wait until every queued table is written."""
-        self._queue.put(None)
-        self._thread.join()
+        """Wait until every queued table is written (again: nothing more to wait for)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
         self._raise_pending()

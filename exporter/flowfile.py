@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -81,6 +81,7 @@ class RowFormat:
 class FlowFileFormat(StrEnum):
     CSV = "csv"
     JSONL = "jsonl"
+    PARQUET = "parquet"
 
 
 ROW_FORMATS = {FlowFileFormat.CSV: RowFormat.csv, FlowFileFormat.JSONL: RowFormat.jsonl}
@@ -88,6 +89,7 @@ SUFFIXES = {
     ".csv": FlowFileFormat.CSV,
     ".jsonl": FlowFileFormat.JSONL,
     ".json": FlowFileFormat.JSONL,
+    ".parquet": FlowFileFormat.PARQUET,
 }
 
 
@@ -103,7 +105,8 @@ def file_format(path: str, given: FlowFileFormat | None = None) -> FlowFileForma
 class FlowFileWriter:
     """Writes records to any path (devices and FIFOs too; ``-`` is stdout) as CSV or JSON lines.
 
-    The format is ``row_format`` when given, else it follows the path (see ``file_format``).
+    The format is ``row_format`` when given, else it follows the path (see
+    ``file_format``); ``open_flow_file`` also gives Parquet writers.
     """
 
     def __init__(
@@ -130,6 +133,9 @@ class FlowFileWriter:
     def write(self, records: RecordTable) -> None:
         self._write(self.format.render(records))
 
+    def describe(self, metadata: dict[str, str]) -> None:
+        """Text rows carry no metadata."""
+
     def close(self) -> None:
         try:
             self.stream.flush()
@@ -137,3 +143,22 @@ class FlowFileWriter:
                 self.stream.close()
         except OSError as exc:
             raise ExportError(f"{self.path}: {exc.strerror or exc}") from exc
+
+
+class FlowSink(Protocol):
+    def write(self, records: RecordTable) -> None: ...
+
+    def describe(self, metadata: dict[str, str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_flow_file(
+    path: str, stdout: IO[bytes] | None = None, given: FlowFileFormat | None = None
+) -> FlowSink:
+    """The writer for ``path``: Parquet (pyarrow) for .parquet or format parquet, else text."""
+    if file_format(path, given) is FlowFileFormat.PARQUET:
+        from exporter.parquet import ParquetFlowWriter  # pyarrow is optional
+
+        return ParquetFlowWriter(path)
+    return FlowFileWriter(path, stdout, given)

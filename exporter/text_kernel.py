@@ -135,3 +135,14 @@ def format_rows(  # type: ignore[no-untyped-def]
             out[pos] = row_end[b]
             pos += 1
     return pos
+
+
+@njit(cache=True, nogil=True)
+def format_addresses(version, hi, lo, out, offsets):  # type: ignore[no-untyped-def]
+    """Each address as text, one after another in ``out``; ``offsets[i]`` where row i starts."""
+    pos = 0
+    for r in range(len(version)):
+        offsets[r] = pos
+        pos = _write_addr(out, pos, version[r], hi[r], lo[r])
+    offsets[len(version)] = pos
+    return pos

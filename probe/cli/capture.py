@@ -17,7 +17,7 @@ import typer
 
 from cache.config import CacheConfig
 from core.errors import ConfigError
-from exporter.flowfile import FlowFileWriter
+from exporter.flowfile import open_flow_file
 from probe.cli import options as o
 from probe.cli.config_file import load_defaults
 from probe.cli.endpoints import parse_endpoint
@@ -132,7 +132,7 @@ def capture(
             stack.callback(session.close)
             sinks: list[RecordSink] = [session] if export.wants_export else []
             if flows_out is not None:
-                writer = FlowFileWriter(flows_out, sys.stdout.buffer, flows_format)
+                writer = open_flow_file(flows_out, sys.stdout.buffer, flows_format)
                 stack.callback(writer.close)
                 sinks.append(writer.write)
             source: LiveSource = LiveCapture(live)

@@ -17,7 +17,7 @@ from cache.config import CacheConfig
 from core.errors import ConfigError
 from core.records import RecordTable
 from exporter.background import BackgroundWriter
-from exporter.flowfile import FlowFileWriter
+from exporter.flowfile import open_flow_file
 from exporter.formats import offline_boot_ns
 from exporter.session import ExportSession
 from exporter.table import table_lines
@@ -148,7 +148,7 @@ def convert(
             stack.callback(session.close)
             sinks.append(session)
         if flows_out is not None:
-            writer = FlowFileWriter(flows_out, sys.stdout.buffer, flows_format)
+            writer = open_flow_file(flows_out, sys.stdout.buffer, flows_format)
             stack.callback(writer.close)
             background = BackgroundWriter(writer.write)
             stack.callback(background.close)
@@ -157,6 +157,9 @@ def convert(
             counters, report = _run_parallel(files, config, parallel, fan_out(sinks), quiet)
         else:
             counters = _run(captures, config, sampling_config, fan_out(sinks), quiet)
+        if flows_out is not None:
+            background.close()  # every record written before the file is described and closed
+            writer.describe(_file_metadata(files, config, counters))
         if memory is not None:
             _print_table(decoded_back(memory))
         if export.wants_export:
@@ -174,6 +177,22 @@ def convert(
         raise fail("interrupted; the flows read so far were exported", EXIT_INTERRUPTED)
     if counters.damage or send_errors:
         raise typer.Exit(EXIT_DAMAGED)
+
+
+def _file_metadata(files: list[str], config: CacheConfig, counters: Counters) -> dict[str, str]:
+    """What produced a flow file, for formats that carry metadata (Parquet)."""
+    return {
+        "spanflow.inputs": " ".join(files),
+        "spanflow.inactive_s": str(config.inactive_timeout_s),
+        "spanflow.active_s": str(config.active_timeout_s),
+        "spanflow.max_flows": str(config.max_flows),
+        "spanflow.key_vlan": str(config.key_vlan).lower(),
+        "spanflow.frames": str(counters.frames),
+        "spanflow.records": str(counters.records),
+        "spanflow.packets": str(counters.packets),
+        "spanflow.octets": str(counters.octets),
+        **{f"spanflow.end.{name}": str(n) for name, n in end_reason_counts(counters).items()},
+    }
 
 
 def note_export(session: ExportSession, quiet: bool) -> None:

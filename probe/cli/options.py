@@ -99,8 +99,8 @@ FlowsFormat = Annotated[
     FlowFileFormat | None,
     typer.Option(
         "--flows-format",
-        metavar="csv|jsonl",
-        help="Format of the -o file (default: JSON lines for .jsonl/.json, else CSV).",
+        metavar="csv|jsonl|parquet",
+        help="Format of the -o file (default: from its suffix .jsonl/.json/.parquet, else CSV).",
     ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]

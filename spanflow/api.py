@@ -1,0 +1,164 @@
+"""spanflow from Python: the command's engine, flows as typed numpy columns.
+
+    import spanflow
+    flows = spanflow.convert(["capture.pcap"])
+    flows.to_polars().group_by("src").agg(pl.col("octets").sum())
+
+``convert`` meters whole captures; ``stream`` hands records over in batches as
+they leave the cache, for captures larger than memory. Options and flow rules
+are the command's (docs/design.md, Flow rules).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cache.config import CacheConfig
+from core.errors import ConfigError
+from core.records import EndedRecords, RecordTable
+from exporter.arrow import arrow_table, optional
+from probe.meter.counters import Counters, end_reason_counts
+from probe.meter.offline import meter_files
+from probe.meter.parallel import ParallelPlan, meter_in_parallel
+from probe.meter.sampling import SamplingConfig, SamplingMode
+from probe.sources.readers import DEFAULT_BATCH_FRAMES
+
+STREAM_DEPTH = 4  # batches metered ahead of the consumer: memory stays bounded
+
+
+@dataclass(slots=True)
+class Flows:
+    """Flow records as numpy columns (``records``), and what the run counted (``stats``).
+
+    Columns are those of ``core.records.RecordTable``: addresses as two uint64
+    halves, times in ns since the epoch; ``to_arrow`` and the frames built on it
+    give the flow file's columns (addresses as text, times as UTC timestamps).
+    """
+
+    records: RecordTable
+    stats: dict[str, int] = field(default_factory=dict)
+    damage: list[str] = field(default_factory=list)  # inputs that ended early, and where
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def to_arrow(self) -> Any:
+        """A ``pyarrow.Table`` (needs pyarrow: ``pip install 'spanflow[arrow]'``)."""
+        return arrow_table(self.records)
+
+    def to_pandas(self) -> Any:
+        """A ``pandas.DataFrame`` (needs pyarrow and pandas)."""
+        optional("pandas", "pandas")
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self) -> Any:
+        """A ``polars.DataFrame`` (needs pyarrow and polars)."""
+        polars = optional("polars", "polars")
+        return polars.from_arrow(self.to_arrow())
+
+
+def _configs(
+    inactive: float, active: float, max_flows: int, key_vlan: bool,
+    sampling: str, sampling_rate: int | None, seed: int,
+) -> tuple[CacheConfig, SamplingConfig]:  # fmt: skip
+    return (
+        CacheConfig(inactive, active, max_flows, key_vlan),
+        SamplingConfig(SamplingMode(sampling), sampling_rate, seed),
+    )
+
+
+def _stats(counters: Counters) -> dict[str, int]:
+    return {
+        "frames": counters.frames,
+        "selected": counters.selected,
+        "decoded": counters.decoded,
+        "undecodable": counters.undecodable,
+        "records": counters.records,
+        "packets": counters.packets,
+        "octets": counters.octets,
+        "peak_open_flows": counters.peak_open_flows,
+        **{f"end_{name}": n for name, n in end_reason_counts(counters).items()},
+    }
+
+
+def convert(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    inactive: float = 15.0,
+    active: float = 1800.0,
+    max_flows: int = 65536,
+    key_vlan: bool = False,
+    sampling: str = "full",
+    sampling_rate: int | None = None,
+    seed: int = 0,
+    jobs: int = 1,
+) -> Flows:
+    """Meter the captures (merged in time order) and return every record.
+
+    ``jobs`` > 1 meters slices on that many processes, with the same records.
+    Raises ``core.errors.InputError`` for a capture that cannot be read and
+    ``ConfigError`` for bad options; damage met later is in ``damage``, with
+    every record read before it.
+    """
+    files = [str(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    config, sampling_config = _configs(
+        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed
+    )
+    parts: list[EndedRecords] = []
+    if jobs > 1:
+        if sampling_config.mode is not SamplingMode.FULL:
+            raise ConfigError("jobs > 1 meters without sampling (a sampler's count spans slices)")
+        counters, _ = meter_in_parallel(files, config, parts.append, ParallelPlan(jobs))
+    else:
+        counters = meter_files(files, config, parts.append, sampling=sampling_config)
+    return Flows(EndedRecords.concat(parts).records(), _stats(counters), counters.damage)
+
+
+def stream(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    inactive: float = 15.0,
+    active: float = 1800.0,
+    max_flows: int = 65536,
+    key_vlan: bool = False,
+    sampling: str = "full",
+    sampling_rate: int | None = None,
+    seed: int = 0,
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
+) -> Iterator[Flows]:
+    """Meter the captures, yielding batches of records as they leave the cache.
+
+    The metering runs on a thread a few batches ahead (``batch_frames`` frames
+    per read); a batch's ``stats`` are empty except the last one's, which has
+    no records and holds the run's counters and damage.
+    Errors are raised from the iteration, as ``convert`` raises them.
+    """
+    files = [str(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    config, sampling_config = _configs(
+        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed
+    )
+    batches: queue.Queue[EndedRecords | Counters | BaseException] = queue.Queue(STREAM_DEPTH)
+
+    def run() -> None:
+        try:
+            counters = meter_files(files, config, batches.put, batch_frames, sampling_config)
+            batches.put(counters)
+        except BaseException as exc:  # handed to the consumer
+            batches.put(exc)
+
+    thread = threading.Thread(target=run, name="spanflow-stream", daemon=True)
+    thread.start()
+    while True:
+        item = batches.get()
+        if isinstance(item, BaseException):
+            raise item
+        if isinstance(item, Counters):
+            yield Flows(RecordTable.empty(0), _stats(item), item.damage)
+            break
+        yield Flows(item.records())
+    thread.join()

@@ -1,0 +1,103 @@
+"""``import spanflow``: the command's records as columns, Arrow, pandas, Polars, Parquet, DuckDB."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import spanflow
+from exporter.flowfile import RowFormat
+from tests.bench.make_capture import write_capture
+from tests.cli_runs import convert as cli_convert
+from tests.cli_runs import stderr_lines
+
+SAMPLES = sorted(p for p in (Path(__file__).parent.parent / "samples").iterdir()
+                 if p.suffix in (".pcap", ".pcapng"))  # fmt: skip
+
+
+def csv_rows(text: bytes) -> list[bytes]:
+    return sorted(line for line in text.splitlines()[1:] if line)
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_convert_gives_the_rows_of_the_command(sample: Path, tmp_path: Path) -> None:
+    out = tmp_path / "flows.csv"
+    assert cli_convert(sample, "-o", out, "-q").exit_code == 0
+    flows = spanflow.convert(sample)
+    assert csv_rows(RowFormat.csv().header + RowFormat.csv().render(flows.records)) == csv_rows(
+        out.read_bytes()
+    )
+    assert flows.stats["records"] == len(flows)
+    assert flows.stats["packets"] == int(flows.records.packets.sum())
+
+
+def test_stream_in_small_batches_gives_the_records_of_convert() -> None:
+    sample = next(p for p in SAMPLES if p.name == "web.pcap")
+    whole = spanflow.convert(sample)
+    batches = list(spanflow.stream(sample, batch_frames=7))
+    assert len(batches) > 3
+    assert sum(len(b) for b in batches) == len(whole)
+    render = RowFormat.csv().render
+    streamed = b"".join(render(b.records) for b in batches)
+    assert sorted(streamed.splitlines()) == sorted(render(whole.records).splitlines())
+    assert batches[-1].stats == whole.stats
+
+
+def test_frames_and_arrow_have_the_flow_file_columns() -> None:
+    flows = spanflow.convert(SAMPLES[0])
+    table = flows.to_arrow()
+    assert table.schema.field("first_ns").type == pa.timestamp("ns", tz="UTC")
+    assert table.column_names == RowFormat.csv().header.decode().strip().split(",")
+    assert flows.to_pandas()["packets"].sum() == flows.stats["packets"]
+    assert flows.to_polars()["octets"].sum() == flows.stats["octets"]
+
+
+def test_parquet_reads_back_as_the_csv_and_duckdb_agrees(tmp_path: Path) -> None:
+    capture = tmp_path / "gen.pcap"
+    write_capture(capture, 50_000, seed=4)
+    parquet, csv = tmp_path / "flows.parquet", tmp_path / "flows.csv"
+    assert cli_convert(capture, "-o", parquet, "-q").exit_code == 0
+    assert cli_convert(capture, "-o", csv, "-q").exit_code == 0
+    table = pq.read_table(parquet)
+    assert table.equals(spanflow.convert(capture).to_arrow())  # same engine, same rows in order
+    (totals,) = duckdb.sql(
+        f"select count(*), sum(packets), sum(octets) from '{parquet}'"
+    ).fetchall()
+    lines = csv.read_text().splitlines()[1:]
+    packets = sum(int(line.split(",")[9]) for line in lines)
+    octets = sum(int(line.split(",")[10]) for line in lines)
+    assert totals == (len(lines), packets, octets)
+    assert packets == 50_000
+    metadata = pq.read_metadata(parquet).metadata
+    assert int(metadata[b"spanflow.records"]) == len(lines)
+    assert int(metadata[b"spanflow.packets"]) == 50_000
+
+
+def test_a_missing_optional_library_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in [m for m in sys.modules if m == "pyarrow" or m.startswith("pyarrow.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(
+        spanflow.ConfigError, match=r"pyarrow is not installed: pip install 'spanflow\[arrow\]'"
+    ):
+        spanflow.convert(SAMPLES[0]).to_arrow()
+    result = cli_convert(SAMPLES[0], "-o", tmp_path / "x.parquet")
+    assert result.exit_code == 2
+    assert stderr_lines(result) == [
+        "spanflow: error: pyarrow is not installed: pip install 'spanflow[arrow]'"
+    ]
+
+
+def test_the_public_names_are_what_all_says() -> None:
+    assert sorted(spanflow.__all__) == sorted(
+        name for name in vars(spanflow) if not name.startswith("_") and name != "api"
+    )
+    for name in spanflow.__all__:
+        assert getattr(spanflow, name).__doc__
