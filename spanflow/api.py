@@ -5,7 +5,8 @@
     flows.to_polars().group_by("src").agg(pl.col("octets").sum())
 
 ``convert`` meters whole captures; ``stream`` hands records over in batches as
-they leave the cache, for captures larger than memory. Options and flow rules
+they leave the cache, for captures larger than memory; ``bench_sampling``
+measures what sampling does to the flows a collector sees. Options and flow rules
 are the command's (docs/design.md, Flow rules).
 """
 
@@ -22,6 +23,7 @@ from cache.config import CacheConfig
 from core.errors import ConfigError
 from core.records import EndedRecords, RecordTable
 from exporter.arrow import arrow_table, optional
+from probe.bench.sampling import as_json, run_trials
 from probe.meter.counters import Counters, end_reason_counts
 from probe.meter.offline import meter_files
 from probe.meter.parallel import ParallelPlan, meter_in_parallel
@@ -162,3 +164,37 @@ def stream(
             break
         yield Flows(item.records())
     thread.join()
+
+
+@dataclass(slots=True)
+class SamplingReport:
+    """``bench_sampling``'s result: ``report`` is the JSON ``spanflow bench-sampling`` writes."""
+
+    report: dict[str, Any]
+
+    def to_pandas(self) -> Any:
+        """One row per trial (mode, rate, trial, each error measure, detections)."""
+        pandas = optional("pandas", "pandas")
+        return pandas.json_normalize(self.report["trials"])
+
+
+def bench_sampling(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    rates: Sequence[int] = (10, 100, 1000),
+    modes: Sequence[str] = ("deterministic", "random", "probabilistic"),
+    trials: int = 10,
+    inactive: float = 15.0,
+    active: float = 1800.0,
+    max_flows: int = 65536,
+) -> SamplingReport:
+    """How much each sampling mode and rate distorts what a collector sees, as data.
+
+    The same trials as ``spanflow bench-sampling`` (seeds 0..trials-1; one
+    trial for deterministic sampling, which has no seed).
+    """
+    files = [str(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    cache = CacheConfig(inactive, active, max_flows)
+    mode_list = [SamplingMode(mode) for mode in modes]
+    truth, results = run_trials(files, cache, mode_list, list(rates), trials)
+    return SamplingReport(as_json(truth, results))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -9,9 +10,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
 import spanflow
 from exporter.flowfile import RowFormat
+from probe.cli.main import app
 from tests.bench.make_capture import write_capture
 from tests.cli_runs import convert as cli_convert
 from tests.cli_runs import stderr_lines
@@ -101,3 +104,17 @@ def test_the_public_names_are_what_all_says() -> None:
     )
     for name in spanflow.__all__:
         assert getattr(spanflow, name).__doc__
+
+
+def test_bench_sampling_returns_the_report_the_command_writes(tmp_path: Path) -> None:
+    sample = next(p for p in SAMPLES if p.name == "synflood.pcap")
+    result = CliRunner().invoke(
+        app, ["bench-sampling", str(sample), "--rates", "10,100", "--trials", "2",
+              "--report", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = spanflow.bench_sampling(sample, rates=(10, 100), trials=2)
+    assert json.dumps(report.report, indent=2) == (tmp_path / "report.json").read_text()
+    trials = report.to_pandas()
+    assert len(trials) == 2 * (1 + 2 + 2)  # deterministic once; random, probabilistic twice
+    assert set(trials["mode"]) == {"deterministic", "random", "probabilistic"}
