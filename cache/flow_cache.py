@@ -11,13 +11,11 @@ import numpy.typing as npt
 from cache import kernel
 from cache.adopt import adopt_records
 from cache.config import CacheConfig
-from cache.hashing import hash_keys
 from core.packets import PacketTable
 from core.records import EndedRecords, EndReason, RecordTable
 
 OUT_ROW = np.dtype(
-    [(name, dtype) for name, dtype in EndedRecords.DTYPES.items()]
-    + [("serial", np.int64), ("root", np.int64)]
+    [(name, dtype) for name, dtype in EndedRecords.DTYPES.items()] + [("root", np.int64)]
 )
 NO_CHAINS = np.empty((0, 2), np.int64)
 NO_JOINED = np.empty(0, np.int64)
@@ -40,14 +38,14 @@ class FlowCache:
 
     With ``track_chains`` it also numbers records and chains (see ``kernel``):
     after each call ``joined`` holds the chain of the record each packet
-    joined, and ``ended_serial``/``ended_root`` the numbers of the records returned.
+    joined, and ``ended_root`` the chain of each record returned.
     """
 
     def __init__(self, config: CacheConfig, track_chains: bool = False) -> None:
         self.config = config
         self.chains = np.full((config.max_flows, 2), -1, np.int64) if track_chains else NO_CHAINS
         self.joined = NO_JOINED
-        self.ended_serial = self.ended_root = NO_JOINED
+        self.ended_root = NO_JOINED
         self.flows = np.zeros(config.max_flows, kernel.FLOW_SLOT)
         self.lru = np.full((config.max_flows, 2), kernel.NO_SLOT, np.int32)
         self.table = np.full(_table_size(config.max_flows), kernel.NO_SLOT, np.int64)
@@ -86,7 +84,6 @@ class FlowCache:
 
     def _records(self, out: np.ndarray, n_out: int) -> EndedRecords:
         if self.tracks_chains:
-            self.ended_serial = out["serial"][:n_out].copy()
             self.ended_root = out["root"][:n_out].copy()
         return EndedRecords(**{name: out[name][:n_out].copy() for name in EndedRecords.DTYPES})
 
@@ -112,14 +109,6 @@ class FlowCache:
             self.chains, self.joined,
         )  # fmt: skip
         return self._records(out, n_out)
-
-    def key_hashes(self, packets: PacketTable) -> npt.NDArray[np.uint64]:
-        """Each packet's key hash, as this cache computes it."""
-        return hash_keys(  # type: ignore[no-any-return]
-            packets.version, packets.src_hi, packets.src_lo, packets.dst_hi, packets.dst_lo,
-            packets.sport, packets.dport, packets.proto, packets.tos, packets.ifindex,
-            packets.vlan, self.config.key_vlan,
-        )  # fmt: skip
 
     def expire(self, clock_ns: int) -> EndedRecords:
         """Advance the clock (live idle tick) and return the records that went idle."""

@@ -39,7 +39,7 @@ has a row per packet, the kernel numbers records as it opens them
 its *chain* (``chains[slot, ROOT]``): a record opened because the active
 timeout ended its key's previous one continues that chain; any other starts
 its own. ``joined`` gets the chain of the record each packet joined (-1 for
-an undecoded frame); ended records carry both numbers. Otherwise ``chains``
+an undecoded frame); ended records carry their chain (``root``). Otherwise ``chains``
 and ``joined`` are empty and nothing is numbered.
 """
 
@@ -172,7 +172,6 @@ def _end_record(flows, lru, table, free, state, out, n_out, idx, reason, export_
     o = out[n_out]
     o["export_ns"] = export_ns
     if len(chains):
-        o["serial"] = chains[idx, SERIAL]
         o["root"] = chains[idx, ROOT]
     o["version"] = f["version"]
     o["src_hi"] = f["src_hi"]

@@ -57,3 +57,23 @@ def kill_first_busy(
                 return pid
         time.sleep(0.02)
     return None
+
+
+def run_killing_one(
+    argv: list[str],
+    candidates: Callable[[int], dict[int, float]],
+    busy_cpu_s: float,
+    timeout_s: float,
+) -> tuple[int | None, int, str]:
+    """Run ``argv``; SIGKILL the first of ``candidates(its pid)`` to get busy (see
+    ``kill_first_busy``). Returns (PID killed or None, exit status, stderr); the
+    process is killed if it outlives ``timeout_s``."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        killed = kill_first_busy(process, lambda: candidates(process.pid), busy_cpu_s)
+        _, stderr = process.communicate(timeout=timeout_s)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    return killed, process.returncode, stderr

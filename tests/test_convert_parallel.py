@@ -17,7 +17,7 @@ import pytest
 
 from tests.bench.make_capture import write_capture
 from tests.collectors import HAVE_NFDUMP, Nfcapd
-from tests.processes import descendants, kill_first_busy
+from tests.processes import descendants, run_killing_one
 
 SPANFLOW = Path(sys.executable).parent / "spanflow"
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -111,21 +111,21 @@ def test_a_killed_worker_costs_time_not_records(tmp_path: Path) -> None:
     capture = tmp_path / "big.pcap"
     write_capture(capture, 800_000, seed=3)
     out = tmp_path / "jobs.csv"
-    process = subprocess.Popen(
-        [str(SPANFLOW), "convert", str(capture), "--jobs", "2", "--slice-mib", "4", "-o", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        killed = kill_first_busy(
-            process, lambda: dict.fromkeys(descendants(process.pid), 0.0), 0.15
-        )
-        _, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+    argv = [
+        str(SPANFLOW),
+        "convert",
+        str(capture),
+        "--jobs",
+        "2",
+        "--slice-mib",
+        "4",
+        "-o",
+        str(out),
+    ]
+    workers = lambda pid: dict.fromkeys(descendants(pid), 0.0)  # noqa: E731
+    killed, status, stderr = run_killing_one(argv, workers, 0.15, RUN_TIMEOUT_S)
     assert killed is not None, "no worker was seen working"
-    assert process.returncode == 0, stderr
+    assert status == 0, stderr
     assert "a worker died" in stderr
     assert sorted_rows(out) == one_pass_rows(tmp_path, capture)
 

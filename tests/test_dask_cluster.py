@@ -22,7 +22,7 @@ from typing import BinaryIO
 import pytest
 
 from tests.bench.make_capture import write_capture
-from tests.processes import children, cpu_s, kill_first_busy
+from tests.processes import children, cpu_s, run_killing_one
 from tests.test_convert_parallel import (
     EDITCAP,
     SAMPLES,
@@ -151,18 +151,9 @@ def test_a_worker_lost_mid_task_is_retried_and_the_rows_do_not_change(
     write_capture(capture, 800_000, seed=5)
     out = tmp_path / "dask.csv"
     before = {pid: cpu_s(pid) for pid in cluster.worker_processes()}
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "spanflow"), "convert", str(capture), "--dask",
-         cluster.address, "--slice-mib", "4", "-o", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        killed = kill_first_busy(process, lambda: before, busy_cpu_s=0.2)
-        _, stderr = process.communicate(timeout=240)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+    argv = [str(Path(sys.executable).parent / "spanflow"), "convert", str(capture), "--dask",
+            cluster.address, "--slice-mib", "4", "-o", str(out)]  # fmt: skip
+    killed, status, stderr = run_killing_one(argv, lambda _: before, 0.2, 240)
     assert killed is not None, "no Dask worker was seen working"
-    assert process.returncode == 0, stderr
+    assert status == 0, stderr
     assert sorted_rows(out) == one_pass_rows(tmp_path, capture)

@@ -39,8 +39,9 @@ from probe.decode.reasons import DecodeReason
 from probe.meter.counters import Counters, RecordSink, end_reason_counts
 from probe.meter.offline import meter_captures
 from probe.meter.parallel import (
+    NO_FRAME,
     ParallelPlan,
-    first_frame_ns,
+    first_frames,
     meter_in_parallel,
     overlapping_files,
 )
@@ -128,7 +129,8 @@ def convert(
     report: MergeReport | None = None
     with errors_exit(), ExitStack() as stack:
         make_exporter(export, sampling_config)  # every export option checked before any output
-        if in_parallel and len(files) > 1 and (overlapping := overlapping_files(files)):
+        firsts = first_frames(files) if in_parallel else []  # an unreadable file fails here
+        if in_parallel and len(files) > 1 and (overlapping := overlapping_files(files, firsts)):
             note(
                 f"{overlapping[0]} overlaps an earlier file in time: converting the files merged "
                 "by time in one pass (slices would meter them one after another)"
@@ -136,10 +138,10 @@ def convert(
             in_parallel = False
         if in_parallel:
             captures = []
-            first_ns = first_frame_ns(files)  # opens each file: an unreadable one fails here
+            first_ns = min((t for t in firsts if t != NO_FRAME), default=None)
         else:
             captures = stack.enter_context(open_captures(files))
-        _load_kernels(config, quiet)  # after opening: a file that is no capture fails at once
+        _load_kernels(config, quiet, in_parallel)  # after opening: a bad file fails at once
         sinks: list[RecordSink] = []
         memory = None
         if export.wants_export or flows_out is None:
@@ -154,7 +156,7 @@ def convert(
             stack.callback(background.close)
             sinks.append(background.write)
         if in_parallel:
-            counters, report = _run_parallel(files, config, parallel, fan_out(sinks), quiet)
+            counters, report = _run_parallel(files, firsts, config, parallel, fan_out(sinks), quiet)
         else:
             counters = _run(captures, config, sampling_config, fan_out(sinks), quiet)
         if flows_out is not None:
@@ -201,13 +203,13 @@ def note_export(session: ExportSession, quiet: bool) -> None:
         note(f"exported {stats.records} records in {stats.datagrams} datagrams")
 
 
-def _load_kernels(config: CacheConfig, quiet: bool) -> None:
+def _load_kernels(config: CacheConfig, quiet: bool, parallel: bool) -> None:
     """Load the compiled kernels, saying so when that takes long (a first run compiles them)."""
     compiling = threading.Timer(COMPILE_NOTE_AFTER_S, note, [COMPILE_NOTE])
     if not quiet:
         compiling.start()
     try:
-        load_kernels(config)
+        load_kernels(config, parallel=parallel)
     finally:
         compiling.cancel()
 
@@ -245,9 +247,14 @@ def _check_parallel(files: list[str], sampling: SamplingConfig) -> None:
 
 
 def _run_parallel(
-    files: list[str], config: CacheConfig, parallel: ParallelPlan, sink: RecordSink, quiet: bool
+    files: list[str],
+    firsts: list[int],
+    config: CacheConfig,
+    parallel: ParallelPlan,
+    sink: RecordSink,
+    quiet: bool,
 ) -> tuple[Counters, MergeReport]:
-    run = functools.partial(meter_in_parallel, files, config, sink, parallel)
+    run = functools.partial(meter_in_parallel, files, config, sink, parallel, firsts=firsts)
     if quiet or not sys.stderr.isatty():
         return run()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

@@ -93,7 +93,7 @@ class Carried:
         order = np.argsort(np.concatenate(rows), kind="stable")
         return ChainPackets.concat(parts).take(order)
 
-    def replay_table(self, result: SliceResult, packets: ChainPackets) -> PacketTable:
+    def replay_table(self, packets: ChainPackets) -> PacketTable:
         """``packets`` as a packet table: key columns from a record of their chain."""
         records = self.records
         row = self.record_of_chain[packets.chain]
@@ -103,7 +103,7 @@ class Carried:
             vlan=packets.vlan, reason=np.zeros(len(packets), np.uint8),
         )  # fmt: skip
 
-    def summed(self, result: SliceResult) -> RecordTable:
+    def summed(self) -> RecordTable:
         """The slice's records of the summed keys."""
         return self.records.take(self.summed_record)
 

@@ -63,21 +63,23 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
-def plan(paths: Sequence[str], slice_bytes: int) -> list[SliceSpec]:
+def plan(paths: Sequence[str], slice_bytes: int, firsts: Sequence[int]) -> list[SliceSpec]:
     """The slices of ``paths`` in capture order: files by their first frame, then by byte."""
-    starts = [_first_frame_ns(path) for path in paths]
     absolute = [os.path.abspath(path) for path in paths]  # a Dask worker has another cwd
-    ordered = [p for _, _, p in sorted(zip(starts, range(len(paths)), absolute, strict=True))]
+    ordered = [p for _, _, p in sorted(zip(firsts, range(len(paths)), absolute, strict=True))]
     return plan_slices(ordered, slice_bytes)
 
 
-def first_frame_ns(paths: Sequence[str]) -> int | None:
-    """The earliest first frame of the files (each opened: InputError if one cannot be)."""
-    first = min((_first_frame_ns(path) for path in paths), default=None)
-    return None if first == np.iinfo(np.int64).max else first
+NO_FRAME = np.iinfo(np.int64).max  # the first frame time of a file with none
 
 
-def overlapping_files(paths: Sequence[str]) -> list[str]:
+def first_frames(paths: Sequence[str]) -> list[int]:
+    """Each file's first frame time (``NO_FRAME`` if it has none); InputError if one cannot
+    be opened. Read once per run: planning, uptime zero and the overlap check share it."""
+    return [_first_frame_ns(path) for path in paths]
+
+
+def overlapping_files(paths: Sequence[str], firsts: Sequence[int]) -> list[str]:
     """Files whose time range (first to last record, where known) overlaps an earlier file's.
 
     One pass merges such files by time; slices meter files one after another,
@@ -85,8 +87,8 @@ def overlapping_files(paths: Sequence[str]) -> list[str]:
     (classic pcap only); the merge still checks what this cannot see.
     """
     spans = []
-    for path in paths:
-        first, last = _first_frame_ns(path), last_frame_ns(path)
+    for path, first in zip(paths, firsts, strict=True):
+        last = last_frame_ns(path)
         spans.append((first, last if last is not None else first, path))
     spans.sort()
     overlapping, latest = [], None
@@ -103,7 +105,7 @@ def _first_frame_ns(path: str) -> int:
         first = capture.first_time_ns()
     finally:
         capture.close()
-    return first if first is not None else np.iinfo(np.int64).max
+    return first if first is not None else NO_FRAME
 
 
 def meter_in_parallel(
@@ -112,8 +114,11 @@ def meter_in_parallel(
     sink: RecordSink,
     parallel: ParallelPlan,
     on_progress: Progress | None = None,
+    firsts: Sequence[int] | None = None,
 ) -> tuple[Counters, MergeReport]:
     """Meter ``paths`` in slices; hand the records of one pass to ``sink``.
+
+    ``firsts``: the files' ``first_frames`` if the caller has read them already.
 
     Opening errors raise ``InputError`` before any work; a slice that fails
     later is reported in ``Counters.damage`` and the others still count. On
@@ -122,7 +127,8 @@ def meter_in_parallel(
     runner = _runner(parallel)
     try:
         total = sum(os.path.getsize(path) for path in paths)
-        specs = plan(paths, parallel.slice_bytes or slice_bytes_for(total, runner.workers))
+        size = parallel.slice_bytes or slice_bytes_for(total, runner.workers)
+        specs = plan(paths, size, first_frames(paths) if firsts is None else firsts)
     except BaseException:
         runner.close()
         raise

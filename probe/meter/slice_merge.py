@@ -64,7 +64,7 @@ class SliceMerger:
         self.counters = counters
         self.report = MergeReport()
         self.open = RecordTable.empty(0)  # least recently updated first
-        self.clock: int | None = None
+        self.clock = CLOCK_START  # the latest frame time so far
         self._previous: SliceResult | None = None
 
     def add(self, result: SliceResult) -> None:
@@ -81,8 +81,7 @@ class SliceMerger:
         else:
             self.report.remetered.append(f"{result.spec.describe()}: {why}")
             result = self._remeter(result)
-        if result.max_ns >= result.min_ns:
-            self.clock = max(self.clock if self.clock is not None else CLOCK_START, result.max_ns)
+        self.clock = max(self.clock, result.max_ns)  # an empty slice's max_ns is below any clock
         self._previous = result
 
     def finish(self) -> None:
@@ -111,12 +110,10 @@ class SliceMerger:
             assert previous is not None
             if previous.end is not None and previous.end != result.start:
                 return "its first record is not where the previous slice ended"
-        if spec.start == 0 and self.clock is not None and result.first_ns < self.clock:
+        if spec.start == 0 and result.first_ns < self.clock:
             self.report.overlapping.append(spec.path)
         if result.cache_filled:
             return "its cache filled"
-        if self.clock is None:
-            return None
         if result.min_ns < self.clock:  # its clock would lag one pass's: export clocks, idle ends
             return "a frame older than the previous slices' latest"
         if not len(self.open):
@@ -139,7 +136,7 @@ class SliceMerger:
             self.config.inactive_timeout_s, self.config.active_timeout_s, room, self.config.key_vlan
         )
         cache = FlowCache(config)
-        cache.adopt(records, self.clock if self.clock is not None else CLOCK_START)
+        cache.adopt(records, self.clock)
         return cache
 
     def _replay(self, result: SliceResult, carried: Carried) -> None:
@@ -158,13 +155,13 @@ class SliceMerger:
         cache.adopt(_barrier(), CLOCK_START)
         packets = carried.replayed(result)
         self.report.replayed_packets += len(packets)
-        table = carried.replay_table(result, packets)
+        table = carried.replay_table(packets)
         clock = packets.clock_ns
         for at in range(0, len(packets), REPLAY_BATCH):
             part = slice(at, at + REPLAY_BATCH)
             self._emit(cache.update(table.take(part), clock[part]))
-        slice_clock = max(self.clock or CLOCK_START, result.max_ns)
-        self._emit(cache.expire(slice_clock))  # left-open records that went idle during the slice
+        # Records left open that went idle during the slice:
+        self._emit(cache.expire(max(self.clock, result.max_ns)))
         rest = cache.flush()
         barrier = int(np.flatnonzero(rest.version == 0)[0])
         still_open_before = rest.records().take(np.arange(barrier))
@@ -204,17 +201,12 @@ class SliceMerger:
                 **joined_ended.columns(), export_ns=result.tentative.export_ns[rows[in_ended]]
             )
         )
-        task_open = result.open.columns()
-        open_rows = rows[~in_ended] - n_ended
-        for name, column in joined.take(~in_ended).columns().items():
-            task_open[name] = task_open[name].copy()
-            task_open[name][open_rows] = column
+        task_open = _with_rows(result.open, rows[~in_ended] - n_ended, joined.take(~in_ended))
         rest = np.ones(len(left), bool)
         rest[carried.summed_left_row] = False
-        slice_clock = max(self.clock or CLOCK_START, result.max_ns)
-        idle = left.last_ns + inactive < slice_clock
+        idle = left.last_ns + inactive < max(self.clock, result.max_ns)
         self._emit(_ended_idle(left.take(rest & idle), inactive))
-        self.open = RecordTable.concat([left.take(rest & ~idle), RecordTable(**task_open)])
+        self.open = RecordTable.concat([left.take(rest & ~idle), task_open])
 
     def _complete(
         self, continued: EndedRecords, result: SliceResult, carried: Carried
@@ -229,7 +221,7 @@ class SliceMerger:
         """
         dropped = result.tentative.take(carried.ended)
         dropped_open = result.open.take(carried.open)
-        summed = carried.summed(result)
+        summed = carried.summed()
         ids = key_ids([continued, dropped_open, dropped, summed], self.config.key_vlan)
         size = max((int(i.max(initial=-1)) for i in ids), default=-1) + 1
         _add_rest(continued, ids[0], summed, ids[3], carried.summed_first_len, size)
@@ -251,7 +243,7 @@ class SliceMerger:
         if previous is not None and previous.spec.path == spec.path and previous.end is not None:
             spec = SliceSpec(spec.path, previous.end, spec.end, exact=True)
         cache = FlowCache(self.config)  # one pass's size: it evicts as one pass would
-        cache.adopt(self.open, self.clock if self.clock is not None else CLOCK_START)
+        cache.adopt(self.open, self.clock)
         meter = Meter(self.config, self._emit, cache=cache)
         source = FileSlice(spec)
         try:
@@ -314,13 +306,18 @@ def _substitute(
     ids = key_ids([task_open, by], key_vlan)
     row_of = np.full(int(max(ids[0].max(initial=-1), ids[1].max(initial=-1))) + 1, -1, np.int64)
     row_of[ids[1]] = np.arange(len(by))
-    columns = {name: col.copy() for name, col in task_open.columns().items()}
     rows = np.flatnonzero(replaced)
     source_rows = row_of[ids[0][rows]]
     if (source_rows < 0).any():
         raise AssertionError("a tentative open record has no replayed record")
+    return _with_rows(task_open, rows, by.take(source_rows))
+
+
+def _with_rows(table: RecordTable, rows: npt.NDArray[np.int64], values: RecordTable) -> RecordTable:
+    """A copy of ``table`` whose ``rows`` are ``values``' rows, in order."""
+    columns = {name: col.copy() for name, col in table.columns().items()}
     for name, col in columns.items():
-        col[rows] = getattr(by, name)[source_rows]
+        col[rows] = getattr(values, name)
     return RecordTable(**columns)
 
 

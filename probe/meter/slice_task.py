@@ -140,15 +140,13 @@ class _Head:
         self.chains = 0  # chains numbered below this began in the head
         self.parts: list[ChainPackets] = []
         self.peak_open = 0
-        self.first_ns, self.min_ns, self.max_ns = NO_TIME, NO_TIME, -NO_TIME
+        self.first_ns = NO_TIME
 
     def metered(self, packets: PacketTable) -> None:
         """After the cache metered ``packets``: keep what belongs to head chains."""
         if not len(packets):
             return
         ts = packets.ts_ns
-        self.min_ns = min(self.min_ns, int(ts.min()))
-        self.max_ns = max(self.max_ns, int(ts.max()))
         if self._window_end is None:
             self.first_ns = int(ts[0])
             self._window_end = self.first_ns + self._inactive_ns
@@ -200,7 +198,7 @@ def meter_slice(
     return SliceResult(
         spec, start, end, all_ended.take(~tentative), all_ended.take(tentative), chain[tentative],
         still_open.records(), cache.ended_root, head.chains, kept.take(firsts_row),
-        firsts_row, kept, None, head.first_ns, head.min_ns, head.max_ns, head.peak_open,
+        firsts_row, kept, None, head.first_ns, counters.first_ns, cache.clock_ns, head.peak_open,
         counters,
     )  # fmt: skip
 

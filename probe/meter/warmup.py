@@ -20,8 +20,12 @@ from probe.sources import kernel as walk
 from probe.sources.readers import MAX_PCAP_CAPLEN, MAX_PCAPNG_BLOCK, Scratch
 
 
-def load_kernels(cache_config: CacheConfig, readers: bool = True) -> None:
-    """Call each kernel once on a tiny input, with the argument types the real calls use."""
+def load_kernels(cache_config: CacheConfig, readers: bool = True, parallel: bool = False) -> None:
+    """Call each kernel once on a tiny input, with the argument types the real calls use.
+
+    ``parallel`` also loads those only parallel conversion uses (chain numbering,
+    reopening records, key ids), before the workers are forked.
+    """
     if readers:
         buf, out = np.zeros(16, np.uint8), Scratch.allocate(1)
         walk.walk_pcap(buf, 0, 0, False, 1000, MAX_PCAP_CAPLEN,
@@ -36,11 +40,10 @@ def load_kernels(cache_config: CacheConfig, readers: bool = True) -> None:
     )  # fmt: skip
     cache.update(decode(frames))
     cache.expire(0)
-    tracking = FlowCache(cache_config, track_chains=True)  # the parallel tasks' way
-    tracking.update(decode(frames))
-    adopting = FlowCache(cache_config)
-    adopting.adopt(tracking.flush().records(), 0)
-    key_ids([RecordTable.empty(1)], cache_config.key_vlan)
-
+    if parallel:
+        tracking = FlowCache(cache_config, track_chains=True)  # the slice tasks' way
+        tracking.update(decode(frames))
+        cache.adopt(tracking.flush().records(), 0)
+        key_ids([RecordTable.empty(1)], cache_config.key_vlan)
     RowFormat.csv().render(cache.flush())
     RowFormat.csv().render(RecordTable.empty(1))
