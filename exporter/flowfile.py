@@ -82,6 +82,7 @@ class FlowFileFormat(StrEnum):
     CSV = "csv"
     JSONL = "jsonl"
     PARQUET = "parquet"
+    ARROW = "arrow"  # Arrow IPC stream
 
 
 ROW_FORMATS = {FlowFileFormat.CSV: RowFormat.csv, FlowFileFormat.JSONL: RowFormat.jsonl}
@@ -90,6 +91,8 @@ SUFFIXES = {
     ".jsonl": FlowFileFormat.JSONL,
     ".json": FlowFileFormat.JSONL,
     ".parquet": FlowFileFormat.PARQUET,
+    ".arrow": FlowFileFormat.ARROW,
+    ".arrows": FlowFileFormat.ARROW,
 }
 
 
@@ -131,7 +134,12 @@ class FlowFileWriter:
             raise ExportError(f"{self.path}: {exc.strerror or exc}") from exc
 
     def write(self, records: RecordTable) -> None:
+        """One batch of rows, flushed: a live probe's records are readable as they end."""
         self._write(self.format.render(records))
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            raise ExportError(f"{self.path}: {exc.strerror or exc}") from exc
 
     def describe(self, metadata: dict[str, str]) -> None:
         """Text rows carry no metadata."""
@@ -156,9 +164,14 @@ class FlowSink(Protocol):
 def open_flow_file(
     path: str, stdout: IO[bytes] | None = None, given: FlowFileFormat | None = None
 ) -> FlowSink:
-    """The writer for ``path``: Parquet (pyarrow) for .parquet or format parquet, else text."""
-    if file_format(path, given) is FlowFileFormat.PARQUET:
+    """The writer for ``path``: Parquet or an Arrow IPC stream (pyarrow), else text."""
+    chosen = file_format(path, given)
+    if chosen is FlowFileFormat.PARQUET:
         from exporter.parquet import ParquetFlowWriter  # pyarrow is optional
 
         return ParquetFlowWriter(path)
+    if chosen is FlowFileFormat.ARROW:
+        from exporter.arrow_ipc import ArrowStreamWriter
+
+        return ArrowStreamWriter(path, stdout)
     return FlowFileWriter(path, stdout, given)

@@ -78,3 +78,32 @@ def test_unknown_user_is_refused_after_open(tmp_path: Path) -> None:
     code, err = capture("-i", "lo", "-o", str(tmp_path / "f.csv"), "--user", "no-such-user-x", "-q")
     assert code == 2
     assert "no such user 'no-such-user-x'" in err
+
+
+class TestBackendOptions:
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--workers", "2", "--backend", "pcap"], "--workers needs --backend afpacket"),
+            (["--workers", "0"], "--workers must be 1 to 64, got 0"),
+            (["--workers", "65"], "--workers must be 1 to 64, got 65"),
+        ],
+    )
+    def test_impossible_combinations_are_usage_errors(
+        self, tmp_path: Path, args: list[str], message: str
+    ) -> None:
+        """Refused in one line (exit 2) before any socket is opened."""
+        code, err = capture("-i", "lo", "-o", str(tmp_path / "f.csv"), *args)
+        assert (code, err.strip()) == (2, f"spanflow: error: {message}")
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="opening a capture on lo needs root")
+    def test_a_filter_libpcap_cannot_compile_is_a_usage_error(self, tmp_path: Path) -> None:
+        code, err = capture("-i", "lo", "-o", str(tmp_path / "f.csv"), "-f", "tcp port banana")
+        assert code == 2
+        assert err.startswith("spanflow: error: --filter 'tcp port banana': "), err
+        assert len(err.strip().splitlines()) == 1
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="opening a capture on lo needs root")
+    def test_an_unusable_metrics_address_is_a_usage_error(self, tmp_path: Path) -> None:
+        code, err = capture("-i", "lo", "-o", str(tmp_path / "f.csv"), "--metrics", "127.0.0.1")
+        assert (code, err.strip()) == (2, "spanflow: error: 127.0.0.1: expected HOST:PORT")

@@ -56,6 +56,13 @@ METERED = re.compile(r"^spanflow: (\d+) frames metered, (\d+) decoded;", re.MULT
 STATS = re.compile(
     r"^spanflow: \d+ frames received, .* by the interface; (\d+) decoded;", re.MULTILINE
 )
+# Each back end, and the afpacket one with two fanout workers (tests/test_live_workers.py has more).
+BACKENDS = {
+    "pcap": ("--backend", "pcap"),
+    "afpacket": ("--backend", "afpacket"),
+    "afpacket-2-workers": ("--backend", "afpacket", "--workers", "2"),
+}
+backends = pytest.mark.parametrize("backend", list(BACKENDS))
 STARTUP_DEADLINE_S = 60.0  # a cold numba cache compiles every kernel first (about 15 s here)
 GONE_DEADLINE_S = 5.0  # from deleting the captured interface to the probe's exit
 BURST_PPS, BURST_S = 20_000, 8.0  # outlasts the probe's start-up, stop and 2 s drain
@@ -204,12 +211,13 @@ def capture_replay(
 
 
 @needs_tools
+@backends
 @pytest.mark.parametrize(
     ("sample", "key_vlan"),
     [("web.pcap", False), ("vlan.pcap", False), ("vlan.pcap", True), ("ipv6.pcap", False)],
 )
 def test_replayed_sample_reaches_nfdump_exactly(
-    netns: Namespace, tmp_path: Path, sample: str, key_vlan: bool
+    netns: Namespace, tmp_path: Path, sample: str, key_vlan: bool, backend: str
 ) -> None:
     """Every replayed IP packet and octet reaches nfdump once, in one record per flow and FIN/RST."""
     replay = replayable(tmp_path, sample)
@@ -221,7 +229,7 @@ def test_replayed_sample_reaches_nfdump_exactly(
         original.frames, original.ip_packets, original.ip_octets, original.by_key.keys()
     )  # fmt: skip
     rx_ifindex = netns.ifindex(netns.rx)
-    options = ["--key-vlan"] if key_vlan else []
+    options = [*BACKENDS[backend], *(["--key-vlan"] if key_vlan else [])]
     done = capture_replay(netns, tmp_path, replay, signal.SIGTERM, SETTLE_S, *options)
     received, kernel_drops, metered, decoded = done.summary()
     assert (received, kernel_drops) == (truth.frames, 0)
@@ -236,14 +244,15 @@ def test_replayed_sample_reaches_nfdump_exactly(
 
 
 @needs_tools
+@backends
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_stop_right_after_traffic_meters_every_received_frame(
-    netns: Namespace, tmp_path: Path, stop: signal.Signals
+    netns: Namespace, tmp_path: Path, stop: signal.Signals, backend: str
 ) -> None:
     """A stop signal right after the last frame still meters and exports every frame received."""
     replay = replayable(tmp_path, "web.pcap")
     truth = ground_truth(replay)
-    done = capture_replay(netns, tmp_path, replay, stop, 0.0)
+    done = capture_replay(netns, tmp_path, replay, stop, 0.0, *BACKENDS[backend])
     received, kernel_drops, metered, decoded = done.summary()
     assert (received, kernel_drops, metered, decoded) == (
         truth.frames, 0, truth.frames, truth.ip_packets
@@ -253,14 +262,15 @@ def test_stop_right_after_traffic_meters_every_received_frame(
 
 
 @needs_tools
+@backends
 def test_interface_going_away_exports_every_flow_and_exits_1(
-    netns: Namespace, tmp_path: Path
+    netns: Namespace, tmp_path: Path, backend: str
 ) -> None:
     """Deleting the captured interface exits 1 within seconds, with one error line, every flow exported."""
     replay = replayable(tmp_path, "web.pcap")
     truth = ground_truth(replay)
     rx_ifindex = netns.ifindex(netns.rx)
-    with running_probe(netns, tmp_path, "--stats-interval", "1") as probe:
+    with running_probe(netns, tmp_path, "--stats-interval", "1", *BACKENDS[backend]) as probe:
         replay_once(netns, replay, truth.frames)
         probe.wait_metered(truth.ip_packets)
         netns.check("ip", "link", "del", netns.rx)
@@ -288,15 +298,20 @@ def test_interface_going_away_exports_every_flow_and_exits_1(
 
 
 @needs_tools
+@backends
 def test_sigterm_mid_burst_exports_exactly_the_frames_metered(
-    netns: Namespace, tmp_path: Path
+    netns: Namespace, tmp_path: Path, backend: str
 ) -> None:
-    """SIGTERM while a burst still arrives exits 0, and nfdump gets exactly the frames metered."""
+    """SIGTERM while a burst still arrives exits 0, and nfdump gets exactly the frames metered.
+
+    One worker meters a prefix of the looped replay, checked record by record;
+    two workers each stop at their own point, so their sum is checked.
+    """
     replay = replayable(tmp_path, "web.pcap")
     sample_frames = ground_truth(replay).frames
     loops = math.ceil(BURST_PPS * BURST_S / sample_frames)
     sent = sample_frames * loops
-    with running_probe(netns, tmp_path, "--stats-interval", "1") as probe:
+    with running_probe(netns, tmp_path, "--stats-interval", "1", *BACKENDS[backend]) as probe:
         burst = Child(netns.argv("tcpreplay", "-i", netns.tx, f"--pps={BURST_PPS}",
                                  f"--loop={loops}", "--preload-pcap", replay))  # fmt: skip
         try:
@@ -313,6 +328,10 @@ def test_sigterm_mid_burst_exports_exactly_the_frames_metered(
     assert kernel_drops == 0
     assert 0 < metered < sent
     assert received >= metered
+    if "--workers" in BACKENDS[backend]:
+        totals = nfdump_totals(done.flows_dir)
+        assert (totals["Packets"], totals["Sequence failures"]) == (decoded, 0)
+        return
     # No drops: the frames metered are the first `metered` of the looped replay, in order.
     prefix = tmp_path / "metered.pcap"
     write_looped_prefix(replay, metered, prefix)

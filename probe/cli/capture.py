@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,14 +24,26 @@ from probe.cli.config_file import load_defaults
 from probe.cli.endpoints import parse_endpoint
 from probe.cli.errors import errors_exit
 from probe.cli.export import DEFAULT_PACE, ExportFormat, ExportOptions, fan_out, open_session
+from probe.cli.metrics import ProbeMetrics, serve_metrics
+from probe.live.afpacket import RingCapture, open_fanout
 from probe.live.pcap import LiveCapture, LiveConfig
 from probe.live.source import CaptureStats, LiveSource
 from probe.meter.counters import Counters, RecordSink, end_reason_counts
 from probe.meter.live import meter_live
+from probe.meter.live_workers import WorkerState, meter_workers, total_counters, total_stats
 from probe.meter.sampling import SamplingConfig, SamplingMode
 from probe.meter.warmup import load_kernels
 
 log = logging.getLogger("spanflow")
+MAX_WORKERS = 64
+
+
+class Backend(StrEnum):
+    AFPACKET = "afpacket"
+    PCAP = "pcap"
+
+
+DEFAULT_BACKEND = Backend.AFPACKET if sys.platform.startswith("linux") else Backend.PCAP
 
 
 def exclude_exports(bpf_filter: str, collectors: list[str]) -> str:
@@ -90,8 +103,23 @@ def capture(
         bool, typer.Option(help="Promiscuous mode (a mirror port needs it).")
     ] = True,
     buffer_mib: Annotated[
-        int, typer.Option(metavar="MIB", help="Kernel capture buffer, MiB.")
+        int, typer.Option(metavar="MIB", help="Kernel capture buffer (each worker's ring), MiB.")
     ] = 64,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            metavar="afpacket|pcap",
+            help="afpacket: TPACKET_V3 ring (Linux); pcap: libpcap through pypcap.",
+        ),
+    ] = DEFAULT_BACKEND,
+    workers: Annotated[
+        int,
+        typer.Option(metavar="N", help="Metering processes in one fanout group (afpacket)."),
+    ] = 1,
+    metrics: Annotated[
+        str | None,
+        typer.Option(metavar="HOST:PORT", help="Serve Prometheus metrics here (off by default)."),
+    ] = None,
     inactive: o.Inactive = 15.0,
     active: o.Active = 1800.0,
     max_flows: o.MaxFlows = 65536,
@@ -127,6 +155,11 @@ def capture(
         live = LiveConfig(
             interface, exclude_exports(bpf_filter, collectors), snaplen, promisc, buffer_mib
         )
+        if not 1 <= workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers must be 1 to {MAX_WORKERS}, got {workers}")
+        if workers > 1 and backend is not Backend.AFPACKET:
+            raise ConfigError("--workers needs --backend afpacket")
+        metrics_at = parse_endpoint(metrics) if metrics is not None else None
         with ExitStack() as stack:
             session, _ = open_session(export, sampling_config, boot_ns=time.time_ns())
             stack.callback(session.close)
@@ -135,24 +168,45 @@ def capture(
                 writer = open_flow_file(flows_out, sys.stdout.buffer, flows_format)
                 stack.callback(writer.close)
                 sinks.append(writer.write)
-            source: LiveSource = LiveCapture(live)
-            stack.callback(source.close)
-            load_kernels(cache, readers=False)
-            if user is not None:
-                drop_privileges(user)
-            if not quiet:
-                typer.echo(f"spanflow: capturing on {interface}", err=True)
-            ticker = StatsTicker(stats_interval)
+            probe_metrics = ProbeMetrics(session)
+            ticker = StatsTicker(stats_interval, probe_metrics)
+
+            def started() -> None:
+                if metrics_at is not None:
+                    serve_metrics(metrics_at, probe_metrics)
+                if not quiet:
+                    typer.echo(f"spanflow: capturing on {interface}", err=True)
+
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
             signal.signal(signal.SIGUSR1, lambda *_: ticker.request())
-            counters = meter_live(
-                source, cache, fan_out(sinks), stop, sampling_config, on_tick=ticker.tick
-            )
-            stats = source.stats()
+            load_kernels(cache, readers=False, ring=backend is Backend.AFPACKET)
+            if workers == 1:
+                source: LiveSource = (
+                    RingCapture(live) if backend is Backend.AFPACKET else LiveCapture(live)
+                )
+                stack.callback(source.close)
+                if user is not None:
+                    drop_privileges(user)
+                started()
+                counters = meter_live(
+                    source, cache, fan_out(sinks), stop, sampling_config, on_tick=ticker.tick
+                )
+                stats, per_worker = source.stats(), []
+            else:
+                rings = open_fanout(live, workers)
+                for ring in rings:
+                    stack.callback(ring.close)
+                if user is not None:
+                    drop_privileges(user)
+                result = meter_workers(
+                    rings, cache, fan_out(sinks), stop, sampling_config,
+                    on_tick=ticker.tick_workers, on_started=started,
+                )  # fmt: skip
+                counters, stats, per_worker = result.counters, result.stats, result.workers
             send_errors = session.send_errors()  # while its sockets are open
     if not quiet:
-        summary(counters, stats)
+        summary(counters, stats, per_worker)
     errors = [*counters.damage, *send_errors]  # damage: the interface went away
     for problem in errors:
         typer.echo(f"spanflow: error: {problem}", err=True)
@@ -175,22 +229,40 @@ def drop_privileges(user: str) -> None:
 
 
 class StatsTicker:
-    """Logs statistics every ``interval_s`` and whenever SIGUSR1 asked for them."""
+    """Logs statistics every ``interval_s`` and whenever SIGUSR1 asked; feeds the metrics."""
 
-    def __init__(self, interval_s: float) -> None:
+    def __init__(self, interval_s: float, metrics: ProbeMetrics) -> None:
         self.interval_s = interval_s
+        self.metrics = metrics
         self.asked = False
         self.since_s = 0.0
 
     def request(self) -> None:
         self.asked = True
 
-    def tick(self, counters: Counters, stats: CaptureStats, open_flows: int) -> None:
+    def _due(self) -> bool:
         self.since_s += 1.0
-        due = self.interval_s > 0 and self.since_s >= self.interval_s
-        if due or self.asked:
+        due = (self.interval_s > 0 and self.since_s >= self.interval_s) or self.asked
+        if due:
             self.asked, self.since_s = False, 0.0
+        return due
+
+    def tick(self, counters: Counters, stats: CaptureStats, open_flows: int) -> None:
+        self.metrics.update(0, stats, counters, open_flows)
+        if self._due():
             log.info(statistics_line(counters, stats, open_flows))
+
+    def tick_workers(self, workers: list[WorkerState]) -> None:
+        for worker in workers:
+            self.metrics.update(worker.index, worker.stats, worker.counters, worker.open_flows)
+        if self._due():
+            counters = total_counters([worker.counters for worker in workers])
+            stats = total_stats([worker.stats for worker in workers])
+            log.info(statistics_line(counters, stats, sum(w.open_flows for w in workers)))
+            for worker in workers:
+                log.info(f"worker {worker.index}: " + statistics_line(
+                    worker.counters, worker.stats, worker.open_flows
+                ))  # fmt: skip
 
 
 def statistics_line(counters: Counters, stats: CaptureStats, open_flows: int) -> str:
@@ -198,16 +270,23 @@ def statistics_line(counters: Counters, stats: CaptureStats, open_flows: int) ->
     return (
         f"{stats.received} frames received, {stats.dropped_kernel} dropped by the kernel, "
         f"{stats.dropped_interface} by the interface; {counters.decoded} decoded; "
-        f"{open_flows} flows open; records {ends}"
+        f"{open_flows} flows open; records {ends}; ring froze {stats.ring_freezes} times"
     )
 
 
-def summary(counters: Counters, stats: CaptureStats) -> None:
+def summary(counters: Counters, stats: CaptureStats, workers: list[WorkerState]) -> None:
     typer.echo(
         f"spanflow: capture: {stats.received} frames received, {stats.dropped_kernel} dropped by "
         f"the kernel, {stats.dropped_interface} dropped by the interface",
         err=True,
     )
+    for worker in workers:
+        typer.echo(
+            f"spanflow: worker {worker.index}: {worker.stats.received} frames received, "
+            f"{worker.stats.dropped_kernel} dropped by the kernel, "
+            f"{worker.counters.frames} metered, {worker.counters.decoded} decoded",
+            err=True,
+        )
     ends = ", ".join(f"{name} {count}" for name, count in end_reason_counts(counters).items())
     typer.echo(
         f"spanflow: {counters.frames} frames metered, {counters.decoded} decoded; "

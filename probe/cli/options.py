@@ -99,8 +99,9 @@ FlowsFormat = Annotated[
     FlowFileFormat | None,
     typer.Option(
         "--flows-format",
-        metavar="csv|jsonl|parquet",
-        help="Format of the -o file (default: from its suffix .jsonl/.json/.parquet, else CSV).",
+        metavar="csv|jsonl|parquet|arrow",
+        help="Format of the -o file (default: from its suffix .jsonl/.json/.parquet/.arrow(s), "
+        "else CSV).",
     ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]

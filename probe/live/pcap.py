@@ -23,7 +23,7 @@ import numpy as np
 from core.errors import ConfigError, InputError
 from core.packets import FrameBatch
 from probe.decode.linktypes import is_supported, linktype_name
-from probe.live.source import CaptureStats
+from probe.live.source import CaptureStats, interface_gone
 
 __all__ = ["READ_TIMEOUT_MS", "CaptureStats", "LiveCapture", "LiveConfig"]
 
@@ -111,19 +111,7 @@ class LiveCapture:
         )  # fmt: skip
 
     def vanished(self) -> str | None:
-        """Why capturing cannot go on (the interface is gone), or None while it can.
-
-        By ifIndex in the probe's own network namespace: a deleted interface
-        recreated under the same name is another device, not this capture's.
-        """
-        try:
-            socket.if_indextoname(self.ifindex)
-        except OSError:
-            return (
-                f"{self.config.interface}: capture interface went away "
-                f"(ifindex {self.ifindex} no longer exists)"
-            )
-        return None
+        return interface_gone(self.config.interface, self.ifindex)
 
     def stats(self) -> CaptureStats:
         try:

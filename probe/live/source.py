@@ -8,6 +8,7 @@ AF_PACKET ring is the next.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +22,7 @@ class CaptureStats:
     received: int
     dropped_kernel: int
     dropped_interface: int
+    ring_freezes: int = 0  # AF_PACKET: times the ring was full and the kernel froze it
 
 
 class LiveSource(Protocol):
@@ -43,3 +45,16 @@ class LiveSource(Protocol):
     def stats(self) -> CaptureStats: ...
 
     def close(self) -> None: ...
+
+
+def interface_gone(interface: str, ifindex: int) -> str | None:
+    """Why a capture on ``interface`` cannot go on (its device is gone), or None while it can.
+
+    By ifIndex in the probe's own network namespace: a deleted interface
+    recreated under the same name is another device, not this capture's.
+    """
+    try:
+        socket.if_indextoname(ifindex)
+    except OSError:
+        return f"{interface}: capture interface went away (ifindex {ifindex} no longer exists)"
+    return None

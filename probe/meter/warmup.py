@@ -16,16 +16,24 @@ from core.packets import FrameBatch
 from core.records import RecordTable
 from exporter.flowfile import RowFormat
 from probe.decode.decoder import decode
+from probe.live.ring_kernel import walk_ring
 from probe.sources import kernel as walk
 from probe.sources.readers import MAX_PCAP_CAPLEN, MAX_PCAPNG_BLOCK, Scratch
 
 
-def load_kernels(cache_config: CacheConfig, readers: bool = True, parallel: bool = False) -> None:
+def load_kernels(
+    cache_config: CacheConfig, readers: bool = True, parallel: bool = False, ring: bool = False
+) -> None:
     """Call each kernel once on a tiny input, with the argument types the real calls use.
 
     ``parallel`` also loads those only parallel conversion uses (chain numbering,
-    reopening records, key ids), before the workers are forked.
+    reopening records, key ids), before the workers are forked; ``ring`` the
+    AF_PACKET ring walk.
     """
+    if ring:
+        out = Scratch.allocate(1)
+        walk_ring(np.zeros(64, np.uint8), 64, 1, 0, 64, np.zeros(64, np.uint8),
+                  out.offset, out.caplen, out.wirelen, out.ts)  # fmt: skip
     if readers:
         buf, out = np.zeros(16, np.uint8), Scratch.allocate(1)
         walk.walk_pcap(buf, 0, 0, False, 1000, MAX_PCAP_CAPLEN,

@@ -6,9 +6,13 @@ reused while its size and seed stay the same. Every tool runs as a child
 process; its wall time and peak RSS (``wait4`` rusage of that child) are
 measured. spanflow runs once with an empty numba cache (cold: kernels are
 compiled) and then R times with the filled cache (warm, best run kept).
+The same capture is then converted whole (``convert -o OUT -q``) to each flow
+file format, flows.csv, flows.parquet and flows.arrows (Arrow IPC stream), R
+times each in turn over the filled cache (best wall time kept, peak RSS the
+highest of the R); the three must hold the same number of records.
 softflowd reads the file with ``-r`` and exports NetFlow v9 to an nfcapd on
 127.0.0.1, best of R. The exit status is 0 whatever the numbers, 1 when a tool
-is missing or a run fails.
+is missing, a run fails or the flow files disagree on their record count.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ SPANFLOW = REPO / ".venv" / "bin" / "spanflow"
 SOFTFLOWD_MAX_FLOWS = 65536  # spanflow's default cache size (softflowd's own default is 8192)
 COLLECTOR_RCVBUF = 8 << 20  # nfcapd -B; the kernel caps it at net.core.rmem_max
 TARGET_MPPS, TARGET_RATIO, TARGET_RSS_MB = 2.5, 2.0, 400.0
+# Flow file outputs, against CSV: Parquet end to end no slower, its peak RSS within 50 MB.
+TARGET_PARQUET_WALL_RATIO, TARGET_PARQUET_RSS_DELTA_MB = 1.00, 50.0
+FLOW_FILES = {"CSV": "flows.csv", "Parquet": "flows.parquet", "Arrow IPC stream": "flows.arrows"}
 STARTUP_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 30.0
@@ -207,13 +214,18 @@ class SpanflowResult:
         return min(self.warm, key=lambda r: r.wall_s)
 
 
+def spanflow_env(work: Path) -> dict[str, str]:
+    """The environment of every spanflow run: JIT on, numba's cache in ``work``."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba-cache")}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    return env
+
+
 def bench_spanflow(pcap: Path, runs: int, work: Path, timeout_s: float) -> SpanflowResult:
     """One cold run (empty NUMBA_CACHE_DIR), then ``runs`` warm runs over the filled cache."""
     spanflow = find_tool("spanflow", SPANFLOW)
-    cache_dir = work / "numba-cache"
-    cache_dir.mkdir()
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
-    env.pop("NUMBA_DISABLE_JIT", None)
+    (work / "numba-cache").mkdir()
+    env = spanflow_env(work)
     argv = [spanflow, "convert", str(pcap), "--flows-out", str(OUT_DIR / "flows.csv")]
     print(f"spanflow: {' '.join(argv)}", flush=True)
     cold = checked(run_measured(argv, env, timeout_s), argv)
@@ -225,6 +237,119 @@ def bench_spanflow(pcap: Path, runs: int, work: Path, timeout_s: float) -> Spanf
     startup_argv = [spanflow, "convert", "--help"]
     startup = checked(run_measured(startup_argv, env, STARTUP_TIMEOUT_S * 6), startup_argv)
     return SpanflowResult(cold, warm, startup)
+
+
+# ----------------------------------------------------------------- flow file outputs
+
+
+@dataclass(frozen=True, slots=True)
+class FlowFileResult:
+    """The R runs of ``convert -o OUT -q`` for one output, and the records OUT holds."""
+
+    label: str
+    path: Path
+    runs: list[Run]
+    records: int
+
+    @property
+    def best(self) -> Run:
+        return min(self.runs, key=lambda r: r.wall_s)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max(run.rss_mb for run in self.runs)
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.best.wall_s
+
+
+def count_records(path: Path) -> int:
+    """Rows in a flow file: CSV lines minus the header, else pyarrow's own count."""
+    if path.suffix == ".csv":
+        lines, last = 0, b"\n"
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 24):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+        lines += last != b"\n"  # a last line without its newline
+        if lines < 1:
+            raise BenchError(f"{path} has no header line")
+        return lines - 1
+    import pyarrow.ipc
+    import pyarrow.parquet
+
+    if path.suffix == ".parquet":
+        return int(pyarrow.parquet.read_metadata(path).num_rows)
+    with pyarrow.ipc.open_stream(path) as reader:
+        return int(reader.read_all().num_rows)
+
+
+def bench_flow_files(pcap: Path, runs: int, work: Path, timeout_s: float) -> list[FlowFileResult]:
+    """``runs`` rounds of the whole conversion to each flow file, in turn (csv, parquet, arrow, ...).
+
+    Taking the outputs in turn within each round spreads drifting machine load
+    over all of them. Run after ``bench_spanflow``: its numba cache is warm.
+    """
+    spanflow = find_tool("spanflow", SPANFLOW)
+    env = spanflow_env(work)
+    argvs = {label: [spanflow, "convert", str(pcap), "-o", str(OUT_DIR / name), "-q"]
+             for label, name in FLOW_FILES.items()}  # fmt: skip
+    print(f"flow files: {' '.join(argvs['CSV'][:-3])} -o flows.{{csv,parquet,arrows}} -q, "
+          f"{runs} rounds", flush=True)  # fmt: skip
+    done: dict[str, list[Run]] = {label: [] for label in FLOW_FILES}
+    for i in range(runs):
+        for label, argv in argvs.items():
+            done[label].append(checked(run_measured(argv, env, timeout_s), argv))
+        print(f"  round {i + 1} " + "  ".join(
+            f"{Path(argv[4]).suffix[1:]} {done[label][-1].wall_s:.2f} s"
+            for label, argv in argvs.items()), flush=True)  # fmt: skip
+    return [FlowFileResult(label, OUT_DIR / FLOW_FILES[label], done[label],
+                           count_records(OUT_DIR / FLOW_FILES[label]))
+            for label in FLOW_FILES]  # fmt: skip
+
+
+def summary_records(stderr: str) -> int | None:
+    """The record count of spanflow's summary line ``spanflow: N records (...``."""
+    found = re.search(r"spanflow: (\d+) records \(", stderr)
+    return int(found.group(1)) if found else None
+
+
+def report_flow_files(pcap: Path, results: list[FlowFileResult], span: SpanflowResult) -> None:
+    """Records, wall time, records/s and peak RSS per output, against CSV; counts must agree."""
+    csv = results[0]
+    n = len(csv.runs)
+    print()
+    print(f"flow files from {pcap.name} (the capture above), "
+          f"convert -o OUT -q: wall best of {n}, peak RSS highest of {n}")  # fmt: skip
+    print(f"{'output':<26}{'records':>12}{'wall s':>9}{'records/s':>13}{'peak RSS MB':>13}"
+          f"{'wall/CSV':>10}{'RSS-CSV MB':>12}")  # fmt: skip
+    for got in results:
+        wall_ratio = got.best.wall_s / csv.best.wall_s
+        rss_delta = got.peak_rss_mb - csv.peak_rss_mb
+        print(f"{got.path.name:<26}{got.records:>12,}{got.best.wall_s:>9.2f}"
+              f"{got.records_per_s:>13,.0f}{got.peak_rss_mb:>13.1f}"
+              f"{wall_ratio:>10.3f}{rss_delta:>+12.1f}")  # fmt: skip
+    parquet = next(got for got in results if got.path.suffix == ".parquet")
+    print()
+    print(f"{'targets':<36}{'value':>9}{'target':>14}")
+    targets = [
+        ("Parquet / CSV (wall, best)", parquet.best.wall_s / csv.best.wall_s, "<=",
+         TARGET_PARQUET_WALL_RATIO),
+        ("Parquet - CSV peak RSS MB", parquet.peak_rss_mb - csv.peak_rss_mb, "<=",
+         TARGET_PARQUET_RSS_DELTA_MB),
+    ]  # fmt: skip
+    for label, value, sense, target in targets:
+        ok = value >= target if sense == ">=" else value <= target
+        print(f"  {label:<34}{value:>9.2f}{sense:>8} {target:<5g}{verdict(ok):>6}")
+    counts = {got.path.name: got.records for got in results}
+    if len(set(counts.values())) != 1:
+        raise BenchError(f"the flow files disagree on their record count: {counts}")
+    summary = summary_records(span.best.stderr)
+    agrees = "" if summary is None else (
+        ", as in the summary of the spanflow warm run" if summary == csv.records
+        else f", but {summary:,} in the summary of the spanflow warm run")  # fmt: skip
+    print(f"  -> {csv.records:,} records in each of {', '.join(counts)}{agrees}")
 
 
 # ----------------------------------------------------------------- softflowd -> nfcapd
@@ -418,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="capture seed (1)")
     parser.add_argument("--runs", type=int, default=3, help="warm runs per tool, best kept (3)")
     parser.add_argument("--keep", action="store_true",
-                        help="keep flows.csv, the numba cache and nfcapd's files (paths printed)")  # fmt: skip
+                        help="keep the flow files, the numba cache and nfcapd's files "
+                             "(paths printed)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.packets < 1 or args.runs < 1:
         parser.error("--packets and --runs must be at least 1")
@@ -433,15 +559,19 @@ def main(argv: list[str] | None = None) -> int:
                 work = Path(
                     stack.enter_context(tempfile.TemporaryDirectory(prefix="spanflow-bench-"))
                 )
-                stack.callback((OUT_DIR / "flows.csv").unlink, missing_ok=True)
+                for name in FLOW_FILES.values():  # flows.csv among them
+                    stack.callback((OUT_DIR / name).unlink, missing_ok=True)
             load_before = os.getloadavg()[0]
             span = bench_spanflow(pcap, args.runs, work, timeout_s)
+            flow_files = bench_flow_files(pcap, args.runs, work, timeout_s)
             soft, collected = bench_softflowd(pcap, args.runs, work, timeout_s)
             report(pcap, truth, span, soft, collected, load_before)
+            report_flow_files(pcap, flow_files, span)
             sampled_conversion(pcap, work)
             encode_rates(pcap)
             if args.keep:
-                print(f"\nkept: {OUT_DIR / 'flows.csv'}, {work}")
+                kept = ", ".join(str(OUT_DIR / name) for name in FLOW_FILES.values())
+                print(f"\nkept: {kept}, {work}")
     except BenchError as exc:
         print(f"run_bench: error: {exc}", file=sys.stderr)
         return 1
