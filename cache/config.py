@@ -18,12 +18,15 @@ class CacheConfig:
     ``active_timeout_s``: a record ends when a packet comes more than this
     after its first one (rule 3). ``max_flows``: open records at most.
     ``key_vlan``: the outer VLAN id is part of the flow key.
+    ``inner_tunnels``: keys and counts come from the innermost IP header of
+    the tunnels the decoder opens (``--tunnels inner``), not the outermost.
     """
 
     inactive_timeout_s: float = 15.0
     active_timeout_s: float = 1800.0
     max_flows: int = 65536
     key_vlan: bool = False
+    inner_tunnels: bool = False
 
     def __post_init__(self) -> None:
         if not self.inactive_timeout_s >= 0:

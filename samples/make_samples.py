@@ -14,6 +14,7 @@ import random
 import socket
 import struct
 import sys
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,11 +22,15 @@ import dpkt
 
 NS_PER_S, NS_PER_MS, NS_PER_US = 1_000_000_000, 1_000_000, 1_000
 EPOCH_NS = 1_767_603_600 * NS_PER_S  # 2026-01-05 09:00:00 UTC
-LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL = 1, 113
+LINKTYPE_ETHERNET, LINKTYPE_PPP, LINKTYPE_C_HDLC, LINKTYPE_LINUX_SLL = 1, 9, 104, 113
 ETH_IPV4, ETH_ARP, ETH_IPV6, ETH_8021Q, ETH_8021AD = 0x0800, 0x0806, 0x86DD, 0x8100, 0x88A8
-TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
+ETH_SLARP, ETH_PPPOE_DISCOVERY, ETH_PPPOE_SESSION, ETH_ERSPAN_II = 0x8035, 0x8863, 0x8864, 0x88BE
+PPP_IPV4, PPP_IPV6, PPP_IPCP, PPP_IPV6CP, PPP_LCP = 0x0021, 0x0057, 0x8021, 0x8057, 0xC021
+TCP, UDP, ICMP, ICMPV6, GRE = 6, 17, 1, 58, 47
+VXLAN_PORT = 4789
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 MSS = 1448
+V6_MSS_1492 = 1492 - 40 - 20  # IPv6 TCP in an MTU of 1492 (PPPoE; the PPP link's MRU)
 ROUTER_MAC = bytes.fromhex("020000000001")
 BROADCAST_MAC = b"\xff" * 6
 SYN_OPTIONS = bytes.fromhex("020405b40103030701010402")  # MSS 1460, WS 7, SACK permitted
@@ -33,6 +38,7 @@ MSS_OPTION = SYN_OPTIONS[:4]
 
 Frame = tuple[int, bytes]  # (ns since the epoch, frame bytes)
 Tags = tuple[tuple[int, int], ...]  # VLAN tags (tpid, vid), outermost first
+Link = Callable[[str, str, bytes], bytes]  # (src, dst, IP packet) -> the frame that carries it
 
 
 def at(seconds: float) -> int:
@@ -80,8 +86,10 @@ def udp4(src: str, dst: str, sport: int, dport: int, payload: bytes, **ip: int) 
     return frame4(src, dst, UDP, udp(sport, dport, payload), **ip)
 
 
-def ipv6(src: str, dst: str, next_header: int, payload: bytes, tclass: int = 0) -> bytes:
-    head = struct.pack(">IHBB", (6 << 28) | (tclass << 20), len(payload), next_header, 64)
+def ipv6(
+    src: str, dst: str, next_header: int, payload: bytes, tclass: int = 0, hop_limit: int = 64
+) -> bytes:
+    head = struct.pack(">IHBB", (6 << 28) | (tclass << 20), len(payload), next_header, hop_limit)
     return head + ipb(src) + ipb(dst) + payload
 
 
@@ -92,6 +100,23 @@ def checksummed_v6(src: str, dst: str, proto: int, l4: bytes, at_offset: int) ->
     pseudo = ipb(src) + ipb(dst) + struct.pack(">IxxxB", len(body), proto)
     body[at_offset : at_offset + 2] = struct.pack(">H", dpkt.in_cksum(pseudo + bytes(body)))
     return bytes(body)
+
+
+def ip_packet(
+    src: str, dst: str, proto: int, l4: dpkt.Packet | bytes, *, ttl: int = 64, ident: int = 0,
+    df: bool = False, tos: int = 0,
+) -> bytes:  # fmt: skip
+    """An IPv4 or IPv6 packet (by the addresses) with its L4 checksum; v6 ignores ident and df."""
+    if ":" not in src:
+        return ipv4(src, dst, proto, l4, tos=tos, ttl=ttl, ident=ident, df=df)
+    body = checksummed_v6(src, dst, proto, bytes(l4), {TCP: 16, UDP: 6, ICMPV6: 2}[proto])
+    return ipv6(src, dst, proto, body, tos, ttl)
+
+
+def ethernet_link(src: str, dst: str, packet: bytes) -> bytes:
+    """An IP packet in an untagged Ethernet frame between the hosts' (or router's) MACs."""
+    ethertype = ETH_IPV6 if packet[0] >> 4 == 6 else ETH_IPV4
+    return ether(mac(src), mac(dst), ethertype, packet)
 
 
 def tcp(
@@ -158,9 +183,9 @@ class TcpConn:
 
     def __init__(
         self, frames: list[Frame], rng: random.Random, client: tuple[str, int],
-        server: tuple[str, int], rtt_ns: int,
+        server: tuple[str, int], rtt_ns: int, link: Link = ethernet_link, mss: int = MSS,
     ) -> None:  # fmt: skip
-        self.frames, self.rng, self.rtt_ns = frames, rng, rtt_ns
+        self.frames, self.rng, self.rtt_ns, self.link, self.mss = frames, rng, rtt_ns, link, mss
         self.ends = {True: client, False: server}
         self.next_seq = {True: rng.getrandbits(32), False: rng.getrandbits(32)}
 
@@ -173,8 +198,9 @@ class TcpConn:
             src_port, dst_port, flags, seq, ack, data, opts, 64240 if flags & SYN else 502
         )
         ident = self.rng.getrandbits(16)
-        self.frames.append((t, frame4(src, dst, TCP, segment, ttl=64 if from_client else 52,
-                                      df=True, ident=ident)))  # fmt: skip
+        packet = ip_packet(src, dst, TCP, segment, ttl=64 if from_client else 52, df=True,
+                           ident=ident)  # fmt: skip
+        self.frames.append((t, self.link(src, dst, packet)))
         self.next_seq[from_client] = seq + len(data) + bool(flags & (SYN | FIN))
         return t
 
@@ -188,9 +214,9 @@ class TcpConn:
         return self.seg(t + self.gap(True), True, ACK)
 
     def send(self, t: int, from_client: bool, data: bytes) -> int:
-        """Data in MSS segments (PSH on the last), the receiver ACKing every second one."""
+        """Data in MSS-sized segments (PSH on the last), the receiver ACKing every second one."""
         last = t
-        chunks = [data[i : i + MSS] for i in range(0, len(data), MSS)]
+        chunks = [data[i : i + self.mss] for i in range(0, len(data), self.mss)]
         for index, chunk in enumerate(chunks):
             final = index == len(chunks) - 1
             self.seg(t, from_client, ACK | (PSH if final else 0), chunk)
@@ -226,16 +252,20 @@ class TcpConn:
 
 def dns_lookup(
     frames: list[Frame], rng: random.Random, t: int, client: tuple[str, int], resolver: str,
-    name: str, answers: tuple[str, str],
+    name: str, answers: tuple[str, str], link: Link = ethernet_link,
 ) -> int:  # fmt: skip
     """A and AAAA queries from one socket (as glibc sends them), each answered."""
     addr, cport = client
+
+    def datagram(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+        return link(src, dst, ip_packet(src, dst, UDP, udp(sport, dport, payload)))
+
     for qtype, answer in zip((1, 28), answers, strict=True):
         query = dns_query(rng.getrandbits(16), name, qtype)
-        frames.append((t, udp4(addr, resolver, cport, 53, bytes(query))))
+        frames.append((t, datagram(addr, resolver, cport, 53, bytes(query))))
         rdata = {"ip": ipb(answer)} if qtype == 1 else {"ip6": ipb(answer)}
         t += rng.randint(300_000, 9_000_000)
-        frames.append((t, udp4(resolver, addr, 53, cport, dns_answer(query, 300, [rdata]))))
+        frames.append((t, datagram(resolver, addr, 53, cport, dns_answer(query, 300, [rdata]))))
         t += rng.randint(50_000, 300_000)
     return t
 
@@ -621,16 +651,281 @@ def two_interface_packets() -> list[tuple[int, int, bytes]]:
     return sorted(packets, key=lambda p: p[1])
 
 
+def ppp_body(protocol: int, body: bytes, hdlc: bool) -> bytes:
+    """A PPP frame of LINKTYPE_PPP: FF 03 (HDLC address and control) unless compressed away."""
+    return (b"\xff\x03" if hdlc else b"") + struct.pack(">H", protocol) + body
+
+
+def control_packet(code: int, ident: int, options: bytes = b"") -> bytes:
+    """An LCP/IPCP/IPV6CP packet: code, identifier, length, then options or data."""
+    return struct.pack(">BBH", code, ident, 4 + len(options)) + options
+
+
+def ppp_protocol(packet: bytes) -> int:
+    return PPP_IPV6 if packet[0] >> 4 == 6 else PPP_IPV4
+
+
+def ppp_frames() -> list[Frame]:
+    """A PPP link: LCP/IPCP/IPV6CP set-up, IPv4 and IPv6 traffic, LCP echo, LCP terminate."""
+    rng = random.Random(11)
+    frames: list[Frame] = []
+    cpe, cpe6, resolver = "198.18.40.2", "2001:db8:40::2", "198.19.40.53"
+    web, web6, ntp6 = "198.19.41.80", "2001:db8:41::443", "2001:db8:41::123"
+
+    def link(src: str, dst: str, packet: bytes) -> bytes:
+        """The peer accepts frames without address and control (ACFC): the CPE leaves FF 03 off."""
+        return ppp_body(ppp_protocol(packet), packet, hdlc=src not in (cpe, cpe6))
+
+    def control(
+        t: float, protocol: int, from_cpe: bool, code: int, ident: int, options: bytes
+    ) -> None:
+        hdlc = protocol == PPP_LCP or not from_cpe  # LCP never compresses FF 03 away
+        frames.append((at(t), ppp_body(protocol, control_packet(code, ident, options), hdlc)))
+
+    magic = {True: 0x1A2B3C4D, False: 0x5E6F7081}
+    for k, from_cpe in enumerate((True, False)):  # LCP Configure-Request and -Ack both ways
+        options = bytes.fromhex("010405d4") + struct.pack(">BBI", 5, 6, magic[from_cpe])
+        options += b"" if from_cpe else bytes.fromhex("0802")  # ACFC, asked for by the peer
+        control(0.01 * k, PPP_LCP, from_cpe, 1, 1, options)
+        control(0.01 * k + 0.002, PPP_LCP, not from_cpe, 2, 1, options)
+    ipcp, ipv6cp = struct.pack(">BB4s", 3, 6, ipb(cpe)), struct.pack(">BBQ", 1, 10, 0x40000002)
+    for k, (protocol, options) in enumerate(((PPP_IPCP, ipcp), (PPP_IPV6CP, ipv6cp))):
+        control(0.05 + 0.01 * k, protocol, True, 1, 1, options)
+        control(0.052 + 0.01 * k, protocol, False, 2, 1, options)
+    dns_lookup(frames, rng, at(1.0), (cpe, 40001), resolver, "www.example.com", (web, web6),
+               link=link)  # fmt: skip
+    tc = TcpConn(frames, rng, (cpe, 40002), (web, 443), 25 * NS_PER_MS, link)
+    t = tc.exchange_tls(tc.handshake_tls(at(1.1)), [rng.randint(2000, 5000)])
+    tc.close(t + 100 * NS_PER_MS, client_first=True)
+    tc6 = TcpConn(frames, rng, (cpe6, 40003), (web6, 443), 22 * NS_PER_MS, link, V6_MSS_1492)
+    t = tc6.exchange_tls(tc6.handshake_tls(at(3.0)), [rng.randint(2000, 5000)])
+    tc6.close(t + 100 * NS_PER_MS, client_first=True)
+    for seq in range(2):  # ping the resolver; NTP over IPv6
+        payload = bytes(range(32))
+        ping = ip_packet(cpe, resolver, ICMP, icmp_echo(True, 0x3A, seq, payload))
+        frames.append((at(5.0 + seq), link(cpe, resolver, ping)))
+        pong = ip_packet(resolver, cpe, ICMP, icmp_echo(False, 0x3A, seq, payload), ttl=60)
+        frames.append((at(5.024 + seq), link(resolver, cpe, pong)))
+        request = b"\x23" + bytes(39) + rng.randbytes(8)
+        query = ip_packet(cpe6, ntp6, UDP, udp(123, 123, request))
+        frames.append((at(7.0 + 4 * seq), link(cpe6, ntp6, query)))
+        reply = struct.pack(">BBbb", 0x24, 2, 6, -24) + rng.randbytes(44)
+        answer = ip_packet(ntp6, cpe6, UDP, udp(123, 123, reply), ttl=58)
+        frames.append((at(7.021 + 4 * seq), link(ntp6, cpe6, answer)))
+    for k in range(2):  # LCP echo (the peer's keepalive), then the CPE hangs up
+        control(10.0 + 10 * k, PPP_LCP, False, 9, 2 + k, struct.pack(">I", magic[False]))
+        control(10.003 + 10 * k, PPP_LCP, True, 10, 2 + k, struct.pack(">I", magic[True]))
+    control(25.0, PPP_LCP, True, 5, 4, b"")
+    control(25.004, PPP_LCP, False, 6, 4, b"")
+    return frames
+
+
+def chdlc_frames() -> list[Frame]:
+    """A Cisco HDLC serial link between two routers: SLARP, site-to-site IPv4 and IPv6."""
+    rng = random.Random(12)
+    frames: list[Frame] = []
+    r1, link_broadcast = "198.18.45.1", "198.18.45.3"  # on the link's /30 with r2, .2
+
+    def chdlc(address: int, ethertype: int, body: bytes) -> bytes:
+        return struct.pack(">BBH", address, 0, ethertype) + body
+
+    def link(src: str, dst: str, packet: bytes) -> bytes:
+        address = 0x8F if dst == link_broadcast else 0x0F
+        return chdlc(address, ETH_IPV6 if packet[0] >> 4 == 6 else ETH_IPV4, packet)
+
+    # SLARP: r2 asks for the link address, r1 answers, then both send keepalives every 10 s.
+    frames.append((at(0), chdlc(0x8F, ETH_SLARP, struct.pack(">IIIH", 0, 0, 0, 0))))
+    reply = struct.pack(">I4s4sH", 1, ipb(r1), bytes([255, 255, 255, 252]), 0)
+    frames.append((at(0.004), chdlc(0x8F, ETH_SLARP, reply)))
+    for k in range(3):
+        for index, delay in ((0, 0.0), (1, 0.9)):
+            mine, yours = 1 + k, k + index
+            keepalive = struct.pack(">IIIH", 2, mine, yours, 0xFFFF)
+            frames.append((at(0.5 + 10 * k + delay), chdlc(0x8F, ETH_SLARP, keepalive)))
+    for k in range(3):  # RIPv1 to the link's directed broadcast: an IP frame with address 0x8F
+        route = struct.pack(">BBHHH4s8sI", 2, 1, 0, 2, 0, ipb("198.19.45.0"), bytes(8), 1)
+        rip = ip_packet(r1, link_broadcast, UDP, udp(520, 520, route))
+        frames.append((at(1.0 + 10 * k), link(r1, link_broadcast, rip)))
+    smb = TcpConn(frames, rng, ("198.19.45.10", 50100), ("198.19.46.20", 445), 8 * NS_PER_MS,
+                  link)  # fmt: skip
+    t = smb.send(smb.open(at(2.0)) + 100 * NS_PER_US, True, rng.randbytes(1200))
+    t = smb.send(t + smb.gap(False), False, rng.randbytes(6000))
+    smb.close(t + 50 * NS_PER_MS, client_first=True)
+    ssh = TcpConn(frames, rng, ("2001:db8:45::10", 50122), ("2001:db8:46::22", 22),
+                  9 * NS_PER_MS, link, 1500 - 40 - 20)  # fmt: skip
+    t = ssh.open(at(4.0))
+    for _ in range(4):
+        t = ssh.send(t + rng.randint(300, 900) * NS_PER_MS, True, rng.randbytes(36))
+        t = ssh.send(t + ssh.gap(False), False, rng.randbytes(36))
+    ssh.close(t + 200 * NS_PER_MS, client_first=False)
+    for k in range(5):  # syslog from site B to site A
+        text = b"<134>Jan  5 09:00:%02d fw1: deny tcp 198.19.46.%d" % (10 + k, rng.randint(1, 99))
+        packet = ip_packet("198.19.46.20", "198.19.45.5", UDP, udp(514, 514, text), ttl=63)
+        frames.append((at(6.0 + 3 * k), link("198.19.46.20", "198.19.45.5", packet)))
+    dns_lookup(frames, rng, at(9.0), ("2001:db8:46::22", 40053), "2001:db8:45::53",
+               "files.example.com", ("198.19.45.10", "2001:db8:45::10"), link=link)  # fmt: skip
+    return frames
+
+
+def pppoe_qinq_frames() -> list[Frame]:
+    """PPPoE lines on an access trunk: S-VLAN 200 (802.1ad) over one C-VLAN (802.1Q) per line."""
+    rng = random.Random(13)
+    frames: list[Frame] = []
+    bras = bytes.fromhex("0200000000b1")
+    resolver, resolver6 = "198.19.110.53", "2001:db8:110::53"
+    lines = [  # (MAC, C-VLAN, session id, IPv4 address, IPv6 address)
+        (bytes.fromhex("020000006e01"), 1001, 0x0A01, "198.18.110.11", ""),
+        (bytes.fromhex("020000006e02"), 1002, 0x0A02, "198.18.110.12", "2001:db8:110:2::12"),
+    ]
+
+    def pppoe(code: int, session: int, payload: bytes) -> bytes:
+        return struct.pack(">BBHH", 0x11, code, session, len(payload)) + payload
+
+    def pppoe_tags(*tags: tuple[int, bytes]) -> bytes:
+        return b"".join(struct.pack(">HH", kind, len(value)) + value for kind, value in tags)
+
+    def session_frame(line: int, upstream: bool, protocol: int, body: bytes) -> bytes:
+        sub_mac, cvlan, session, _, _ = lines[line]
+        src, dst = (sub_mac, bras) if upstream else (bras, sub_mac)
+        payload = pppoe(0, session, struct.pack(">H", protocol) + body)
+        return ether(src, dst, ETH_PPPOE_SESSION, payload, ((ETH_8021AD, 200), (ETH_8021Q, cvlan)))
+
+    def line_link(line: int) -> Link:
+        def link(src: str, dst: str, packet: bytes) -> bytes:
+            upstream = src in lines[line][3:]
+            return session_frame(line, upstream, ppp_protocol(packet), packet)
+
+        return link
+
+    for line, (sub_mac, cvlan, session, address, address6) in enumerate(lines):
+        t0 = 0.5 * line
+        tags = ((ETH_8021AD, 200), (ETH_8021Q, cvlan))
+        uniq = (0x0103, struct.pack(">I", 0xC0DE0000 + line))
+        service, ac_name = (0x0101, b""), (0x0102, b"bras1.example.net")
+        discovery = [  # PADI (broadcast), PADO, PADR, PADS (the session id)
+            (sub_mac, BROADCAST_MAC, 0x09, 0, pppoe_tags(service, uniq)),
+            (bras, sub_mac, 0x07, 0, pppoe_tags(ac_name, service, uniq)),
+            (sub_mac, bras, 0x19, 0, pppoe_tags(service, uniq)),
+            (bras, sub_mac, 0x65, session, pppoe_tags(service, uniq)),
+        ]
+        for k, (src, dst, code, sid, body) in enumerate(discovery):
+            frame = ether(src, dst, ETH_PPPOE_DISCOVERY, pppoe(code, sid, body), tags)
+            frames.append((at(t0 + 0.003 * k), frame))
+        magic = 0x7E000000 + line
+        lcp = bytes.fromhex("010405d4") + struct.pack(">BBI", 5, 6, magic)
+        for k, (upstream, code) in enumerate(((True, 1), (False, 2), (False, 1), (True, 2))):
+            frame = session_frame(line, upstream, PPP_LCP, control_packet(code, 1, lcp))
+            frames.append((at(t0 + 0.02 + 0.002 * k), frame))
+        ncps = [(PPP_IPCP, struct.pack(">BB4s", 3, 6, ipb(address)))]
+        if address6:
+            ncps.append((PPP_IPV6CP, struct.pack(">BBQ", 1, 10, 0x6E020012)))
+        for k, (protocol, options) in enumerate(ncps):
+            for step, upstream in enumerate((True, False)):
+                ncp = control_packet(1 + step, 1, options)
+                frame = session_frame(line, upstream, protocol, ncp)
+                frames.append((at(t0 + 0.04 + 0.01 * k + 0.002 * step), frame))
+        echo = control_packet(9, 2, struct.pack(">I", 0x7F000000))  # the BRAS's keepalive
+        frames.append((at(t0 + 20.0), session_frame(line, False, PPP_LCP, echo)))
+        echo_reply = control_packet(10, 2, struct.pack(">I", magic))
+        frames.append((at(t0 + 20.001), session_frame(line, True, PPP_LCP, echo_reply)))
+    first, second = line_link(0), line_link(1)
+    a, b, b6 = lines[0][3], lines[1][3], lines[1][4]
+    dns_lookup(frames, rng, at(1.0), (a, 41001), resolver, "www.example.com",
+               ("198.19.111.80", "2001:db8:111::80"), link=first)  # fmt: skip
+    tc = TcpConn(frames, rng, (a, 41002), ("198.19.111.80", 443), 15 * NS_PER_MS, first)
+    t = tc.exchange_tls(tc.handshake_tls(at(1.1)), [rng.randint(3000, 6000)])
+    tc.close(t + 80 * NS_PER_MS, client_first=True)
+    dns_lookup(frames, rng, at(2.0), (b6, 42001), resolver6, "cdn.example.net",
+               ("198.19.111.81", "2001:db8:111::81"), link=second)  # fmt: skip
+    server6 = ("2001:db8:111::81", 443)
+    tc6 = TcpConn(frames, rng, (b6, 42002), server6, 12 * NS_PER_MS, second, V6_MSS_1492)
+    t = tc6.exchange_tls(tc6.handshake_tls(at(2.1)), [rng.randint(3000, 6000)])
+    tc6.close(t + 80 * NS_PER_MS, client_first=False)
+    for k in range(3):  # NTP over IPv4 from the second line
+        request = b"\x23" + bytes(39) + rng.randbytes(8)
+        query = ip_packet(b, resolver, UDP, udp(123, 123, request))
+        frames.append((at(4.0 + k), second(b, resolver, query)))
+        reply = struct.pack(">BBbb", 0x24, 2, 6, -24) + rng.randbytes(44)
+        answer = ip_packet(resolver, b, UDP, udp(123, 123, reply), ttl=61)
+        frames.append((at(4.012 + k), second(resolver, b, answer)))
+    padt = ether(lines[1][0], bras, ETH_PPPOE_DISCOVERY, pppoe(0xA7, lines[1][2], b""),
+                 ((ETH_8021AD, 200), (ETH_8021Q, lines[1][1])))  # fmt: skip
+    frames.append((at(22.0), padt))  # the second line hangs up
+    return frames
+
+
+def erspan_vxlan_frames() -> list[Frame]:
+    """An ERSPAN II session (GRE) and a VXLAN underlay seen on one monitoring port."""
+    rng = random.Random(14)
+    switch, collector = "198.18.120.1", "198.18.120.100"  # ERSPAN source and destination
+    vtep_a, vtep_b = "198.18.121.1", "198.18.121.2"
+    behind_a = {ipb("198.19.131.10"), ipb("2001:db8:131::10")}
+    mirror: list[Frame] = []  # frames of the mirrored port, as it sends them
+    overlay: list[Frame] = []  # frames of the VMs, as their virtual NICs hand them over
+
+    def host_frame(src: str, dst: str, packet: bytes) -> bytes:
+        ethertype = ETH_IPV6 if packet[0] >> 4 == 6 else ETH_IPV4
+        return ether(b"\x02\x01" + ipb(src)[-4:], b"\x02\x01" + ipb(dst)[-4:], ethertype, packet)
+
+    def vm_frame(src: str, dst: str, packet: bytes) -> bytes:  # not padded to 60
+        return host_frame(src, dst, packet)[: 14 + len(packet)]
+
+    web = TcpConn(mirror, rng, ("198.19.130.10", 51000), ("198.19.130.20", 443), 3 * NS_PER_MS,
+                  host_frame)  # fmt: skip
+    t = web.exchange_tls(web.handshake_tls(at(0.1)), [rng.randint(3000, 6000)])
+    web.close(t + 30 * NS_PER_MS, client_first=True)
+    answers, where = ("198.19.130.20", "2001:db8:130::20"), ("198.19.130.10", 51001)
+    name = "api.example.com"
+    dns_lookup(mirror, rng, at(0.05), where, "198.19.130.53", name, answers, host_frame)
+    for k in range(4):  # syslog from the mirrored server
+        text = b"<134>Jan  5 09:00:0%d web1: GET /api/%d 200" % (k, rng.randint(1, 99))
+        packet = ip_packet("198.19.130.20", "198.19.130.5", UDP, udp(514, 514, text))
+        mirror.append((at(0.3 + 0.4 * k), host_frame("198.19.130.20", "198.19.130.5", packet)))
+    db = TcpConn(overlay, rng, ("198.19.131.10", 52000), ("198.19.131.20", 5432), NS_PER_MS,
+                 vm_frame)  # fmt: skip
+    t = db.open(at(0.2))
+    for _ in range(3):
+        t = db.send(t + rng.randint(5, 40) * NS_PER_MS, True, rng.randbytes(rng.randint(80, 300)))
+        t = db.send(t + db.gap(False), False, rng.randbytes(rng.randint(200, 3000)))
+    db.close(t + 20 * NS_PER_MS, client_first=True)
+    answers, where = ("198.19.131.20", "2001:db8:131::20"), ("2001:db8:131::10", 52001)
+    name = "db.example.internal"
+    dns_lookup(overlay, rng, at(0.15), where, "2001:db8:131::53", name, answers, vm_frame)
+
+    frames: list[Frame] = []
+    idents = {switch: 0, vtep_a: 0, vtep_b: 0}
+
+    def outer(t: int, src: str, dst: str, proto: int, body: bytes) -> None:
+        idents[src] += 1
+        packet = ipv4(src, dst, proto, body, ident=idents[src], df=True)
+        frames.append((t + 4 * NS_PER_US, ether(mac(src), mac(dst), ETH_IPV4, packet)))
+
+    for sequence, (t, inner) in enumerate(in_time_order(mirror), 1):
+        gre = struct.pack(">HHI", 0x1000, ETH_ERSPAN_II, sequence)  # S bit: sequence numbers
+        erspan = struct.pack(">HHI", 1 << 12, 7, 3)  # version 1, VLAN 0, session 7, port 3
+        outer(t, switch, collector, GRE, gre + erspan + inner)
+    for t, inner in in_time_order(overlay):
+        packet = inner[14:]  # the source port hashes the inner addresses and ports, as VTEPs do
+        v4 = packet[0] >> 4 == 4
+        src, flow = (packet[12:16], packet[12:24]) if v4 else (packet[8:24], packet[8:44])
+        sport = 49152 + zlib.crc32(flow) % 16384
+        vxlan = struct.pack(">II", 0x08000000, 5001 << 8)  # flags: VNI valid; VNI 5001
+        vteps = (vtep_a, vtep_b) if src in behind_a else (vtep_b, vtep_a)
+        outer(t, *vteps, UDP, bytes(udp(sport, VXLAN_PORT, vxlan + inner)))  # UDP checksum 0
+    return frames
+
+
 # ----------------------------------------------------------------- capture files
 
 
 def write_pcap(
-    path: Path, frames: list[Frame], *, nano: bool = False, big_endian: bool = False
-) -> None:
-    """Classic pcap of Ethernet frames: µs or ns magic, little- or big-endian."""
+    path: Path, frames: list[Frame], *, nano: bool = False, big_endian: bool = False,
+    linktype: int = LINKTYPE_ETHERNET,
+) -> None:  # fmt: skip
+    """Classic pcap (Ethernet frames unless told): µs or ns magic, little- or big-endian."""
     order, unit = (">" if big_endian else "<"), (1 if nano else NS_PER_US)
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
-    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 262144, LINKTYPE_ETHERNET)]
+    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 262144, linktype)]
     for ts_ns, frame in frames:
         seconds, fraction = divmod(ts_ns, NS_PER_S)
         out.append(struct.pack(order + "IIII", seconds, fraction // unit, len(frame), len(frame)))
@@ -688,6 +983,14 @@ def write_all(outdir: Path) -> list[Path]:
     }  # fmt: skip
     for name, make in makers.items():
         write_pcap(outdir / name, in_time_order(make()))
+        written.append(outdir / name)
+    encapsulated: dict[str, tuple[int, Callable[[], list[Frame]]]] = {
+        "ppp.pcap": (LINKTYPE_PPP, ppp_frames), "chdlc.pcap": (LINKTYPE_C_HDLC, chdlc_frames),
+        "pppoe_qinq.pcap": (LINKTYPE_ETHERNET, pppoe_qinq_frames),
+        "erspan_vxlan.pcap": (LINKTYPE_ETHERNET, erspan_vxlan_frames),
+    }  # fmt: skip
+    for name, (linktype, make) in encapsulated.items():
+        write_pcap(outdir / name, in_time_order(make()), linktype=linktype)
         written.append(outdir / name)
     interfaces = [(LINKTYPE_ETHERNET, "eth0", 6), (LINKTYPE_LINUX_SLL, "wg0", 9)]
     write_pcapng(outdir / "two_interfaces.pcapng", interfaces, two_interface_packets())

@@ -66,10 +66,12 @@ class Flows:
 
 def _configs(
     inactive: float, active: float, max_flows: int, key_vlan: bool,
-    sampling: str, sampling_rate: int | None, seed: int,
+    sampling: str, sampling_rate: int | None, seed: int, tunnels: str = "outer",
 ) -> tuple[CacheConfig, SamplingConfig]:  # fmt: skip
+    if tunnels not in ("outer", "inner"):
+        raise ConfigError(f"tunnels must be 'outer' or 'inner', got {tunnels!r}")
     return (
-        CacheConfig(inactive, active, max_flows, key_vlan),
+        CacheConfig(inactive, active, max_flows, key_vlan, tunnels == "inner"),
         SamplingConfig(SamplingMode(sampling), sampling_rate, seed),
     )
 
@@ -95,6 +97,7 @@ def convert(
     active: float = 1800.0,
     max_flows: int = 65536,
     key_vlan: bool = False,
+    tunnels: str = "outer",
     sampling: str = "full",
     sampling_rate: int | None = None,
     seed: int = 0,
@@ -109,7 +112,7 @@ def convert(
     """
     files = [str(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     config, sampling_config = _configs(
-        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed
+        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed, tunnels
     )
     parts: list[EndedRecords] = []
     if jobs > 1:
@@ -128,6 +131,7 @@ def stream(
     active: float = 1800.0,
     max_flows: int = 65536,
     key_vlan: bool = False,
+    tunnels: str = "outer",
     sampling: str = "full",
     sampling_rate: int | None = None,
     seed: int = 0,
@@ -142,7 +146,7 @@ def stream(
     """
     files = [str(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     config, sampling_config = _configs(
-        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed
+        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed, tunnels
     )
     batches: queue.Queue[EndedRecords | Counters | BaseException] = queue.Queue(STREAM_DEPTH)
 

@@ -142,6 +142,7 @@ def capture(
     active: float = 1800.0,
     max_flows: int = 65536,
     key_vlan: bool = False,
+    tunnels: str = "outer",
     sampling: str = "full",
     sampling_rate: int | None = None,
     seed: int = 0,
@@ -159,5 +160,7 @@ def capture(
     interface cannot be captured, before returning.
     """
     live = LiveConfig(interface, bpf_filter, snaplen, promiscuous, buffer_mib)
-    configs = _configs(inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed)
+    configs = _configs(
+        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed, tunnels
+    )
     return LiveFlows(live, backend, workers, duration, configs)

@@ -23,10 +23,16 @@ from probe.decode.reasons import DecodeReason
 # LINKTYPE_ codes (tcpdump.org/linktypes.html).
 NULL, ETHERNET, RAW_ALT, RAW, LOOP = 0, 1, 12, 101, 108  # RAW_ALT: DLT_RAW as most BSDs number it
 LINUX_SLL, IPV4, IPV6, LINUX_SLL2 = 113, 228, 229, 276
-LINK_TYPES = (NULL, ETHERNET, RAW_ALT, RAW, LOOP, LINUX_SLL, IPV4, IPV6, LINUX_SLL2)
+PPP, PPP_HDLC, C_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG = 9, 50, 104, 105, 127, 192, 239
+LINK_TYPES = (
+    NULL, ETHERNET, RAW_ALT, RAW, LOOP, LINUX_SLL, IPV4, IPV6, LINUX_SLL2,
+    PPP, PPP_HDLC, C_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG,
+)  # fmt: skip
 ETH_IP, ETH_IP6, ETH_ARP, ETH_LLDP = 0x0800, 0x86DD, 0x0806, 0x88CC
 ETH_8021Q, ETH_8021AD, ETH_QINQ = 0x8100, 0x88A8, 0x9100
 ETH_MPLS, ETH_MPLS_MCAST = 0x8847, 0x8848
+ETH_PPPOE, ETH_PPPOE_DISCOVERY, ETH_FABRICPATH, ETH_PBB = 0x8864, 0x8863, 0x8903, 0x88E7
+PPP_IPV4, PPP_IPV6, PPP_LCP = 0x0021, 0x0057, 0xC021
 TAG_TYPES = (ETH_8021Q, ETH_8021AD, ETH_QINQ)
 AF_INET, AF_INET6_BSD, AF_INET6_LINUX = 2, 24, 10
 
@@ -319,10 +325,75 @@ def loop(l3: bytes, family: int | None = None) -> bytes:
     return struct.pack(">I", af) + l3
 
 
+def _ppp_protocol(l3: bytes) -> int:
+    return PPP_IPV4 if l3[0] >> 4 == 4 else PPP_IPV6
+
+
+def ppp(
+    l3: bytes, hdlc: bool = True, compressed: bool = False, protocol: int | None = None
+) -> bytes:
+    """PPP (RFC 1661): RFC 1662's FF 03 when ``hdlc``; a 1-byte protocol when ``compressed``."""
+    number = _ppp_protocol(l3) if protocol is None else protocol
+    field = bytes([number]) if compressed else number.to_bytes(2, "big")
+    return (b"\xff\x03" if hdlc else b"") + field + l3
+
+
+def chdlc(l3: bytes, ethertype: int | None = None, broadcast: bool = False) -> bytes:
+    """Cisco HDLC: address (0x0F unicast, 0x8F broadcast), control 0, an ethertype."""
+    kind = _ethertype_of(l3) if ethertype is None else ethertype
+    return bytes([0x8F if broadcast else 0x0F, 0]) + kind.to_bytes(2, "big") + l3
+
+
+def pppoe(l3: bytes, session: int = 0x1234, protocol: int | None = None) -> bytes:
+    """A PPPoE session payload (RFC 2516): ver/type 0x11, code 0, session, length, PPP protocol."""
+    number = _ppp_protocol(l3) if protocol is None else protocol
+    return struct.pack(">BBHHH", 0x11, 0, session, len(l3) + 2, number) + l3
+
+
+def ieee802_11(l3: bytes, qos: bool = False, four_addresses: bool = False) -> bytes:
+    """An 802.11 data frame (IEEE 802.11-2020 9.3.2.1) carrying LLC/SNAP and ``l3``."""
+    subtype = 8 if qos else 0
+    flags = 0x03 if four_addresses else 0x01  # to DS (and from DS)
+    header = bytes([subtype << 4 | 2 << 2, flags]) + b"\x00\x00" + MAC_DST + MAC_SRC + MAC_DST
+    header += b"\x10\x00" + (MAC_SRC if four_addresses else b"") + (b"\x00\x00" if qos else b"")
+    return header + b"\xaa\xaa\x03\x00\x00\x00" + _ethertype_of(l3).to_bytes(2, "big") + l3
+
+
+def radiotap(frame: bytes) -> bytes:
+    """A minimal radiotap header (version 0, length 8, no fields present) before 802.11."""
+    return struct.pack("<BBHI", 0, 0, 8, 0) + frame
+
+
+def ppi(linktype: int, frame: bytes) -> bytes:
+    """A PPI header (version 0, flags 0, length 8, the inner link type), little-endian."""
+    return struct.pack("<BBHI", 0, 0, 8, linktype) + frame
+
+
+def nflog(l3: bytes) -> bytes:
+    """Linux NFLOG: family, version, resource id; an NFULA_PACKET_HDR TLV, then NFULA_PAYLOAD."""
+    family = AF_INET if l3[0] >> 4 == 4 else AF_INET6_LINUX
+    header = struct.pack(">BBH", family, 0, 0)
+    packet_hdr = struct.pack("<HH", 8, 1) + _ethertype_of(l3).to_bytes(2, "big") + b"\x01\x00"
+    payload = struct.pack("<HH", 4 + len(l3), 9) + l3
+    return header + packet_hdr + payload + bytes(-len(payload) % 4)
+
+
 def wrap(linktype: int, l3: bytes) -> bytes:
     """``l3`` behind the plain link header of ``linktype`` (no tags)."""
     if linktype == ETHERNET:
         return eth(l3)
+    if linktype in (PPP, PPP_HDLC):
+        return ppp(l3)
+    if linktype == C_HDLC:
+        return chdlc(l3)
+    if linktype == IEEE802_11:
+        return ieee802_11(l3)
+    if linktype == RADIOTAP:
+        return radiotap(ieee802_11(l3, qos=True))
+    if linktype == PPI:
+        return ppi(ETHERNET, eth(l3))
+    if linktype == NFLOG:
+        return nflog(l3)
     if linktype == LINUX_SLL:
         return sll(l3)
     if linktype == LINUX_SLL2:
@@ -404,17 +475,74 @@ class Dissection:
     row: dict[str, int] = field(default_factory=dict)
 
 
-def _link(linktype: int, data: bytes) -> tuple[int, int, int | None, bool]:
+_PPP_ETHERTYPES = {PPP_IPV4: ETH_IP, PPP_IPV6: ETH_IP6, 0x0281: ETH_MPLS, 0x0283: ETH_MPLS_MCAST}
+_OWN_HEADER_LINKS = (PPP, PPP_HDLC, C_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG)
+Link = tuple[int, int, int | None, bool]
+
+
+def _ppp_header(data: bytes, pos: int) -> tuple[int, int]:
+    """(ethertype the PPP protocol stands for, 0 if none; payload start)."""
+    if data[pos : pos + 2] == b"\xff\x03":
+        pos += 2
+    if data[pos] & 1:
+        return _PPP_ETHERTYPES.get(data[pos], 0), pos + 1
+    return _PPP_ETHERTYPES.get(struct.unpack_from(">H", data, pos)[0], 0), pos + 2
+
+
+def _own_header_link(linktype: int, data: bytes) -> Link:
+    """Link layers with a header of their own, read with struct from their specifications."""
+    if linktype == PPI:
+        (length,), (inner,) = struct.unpack_from("<H", data, 2), struct.unpack_from("<I", data, 4)
+        pos, vlan, announced, mpls = _link(inner, data[length:])
+        return pos + length, vlan, announced, mpls
+    if linktype == RADIOTAP:
+        (length,) = struct.unpack_from("<H", data, 2)
+        pos, vlan, announced, mpls = _link(IEEE802_11, data[length:])
+        return pos + length, vlan, announced, mpls
+    if linktype == NFLOG:
+        pos = 4
+        while struct.unpack_from("<H", data, pos + 2)[0] != 9:
+            pos += (struct.unpack_from("<H", data, pos)[0] + 3) & ~3
+        return pos + 4, 0, {AF_INET: 4, AF_INET6_LINUX: 6}.get(data[0]), False
+    if linktype == IEEE802_11:
+        subtype, flags = data[0] >> 4, data[1]
+        header = (30 if flags & 3 == 3 else 24) + (2 if subtype & 8 else 0)
+        header += 4 if subtype & 8 and flags & 0x80 else 0
+        assert data[header : header + 3] == b"\xaa\xaa\x03", "LLC/SNAP expected"
+        return _after_ethertype(data, struct.unpack_from(">H", data, header + 6)[0], header + 8)
+    if linktype == C_HDLC or data[0] in (0x0F, 0x8F):
+        return _after_ethertype(data, struct.unpack_from(">H", data, 2)[0], 4)
+    ethertype, pos = _ppp_header(data, 0)
+    return _after_ethertype(data, ethertype, pos)
+
+
+def _link(linktype: int, data: bytes) -> Link:
     """(L3 start, outermost VLAN id, the version the link layer announces, MPLS?)."""
     if linktype in _NIBBLE_LINKS:
         return _NIBBLE_LINKS[linktype], 0, None, False
+    if linktype in _OWN_HEADER_LINKS:
+        return _own_header_link(linktype, data)
     header_class, type_field = _ETHERTYPE_LINKS[linktype]
     header = header_class(data)
-    ethertype, pos, vlan = getattr(header, type_field), header_class.__hdr_len__, None
-    while ethertype in TAG_TYPES:
-        tag = dpkt.ethernet.VLANtag8021Q(data[pos : pos + 4])
-        vlan = tag.id if vlan is None else vlan
-        ethertype, pos = tag.type, pos + 4
+    return _after_ethertype(data, getattr(header, type_field), header_class.__hdr_len__)
+
+
+def _after_ethertype(data: bytes, ethertype: int, pos: int) -> Link:
+    """Tags, PPPoE (RFC 2516), FabricPath, 802.1ah I-TAGs, MPLS: what the ethertype leads to."""
+    vlan = None
+    while True:
+        if ethertype in TAG_TYPES:
+            tag = dpkt.ethernet.VLANtag8021Q(data[pos : pos + 4])
+            vlan = tag.id if vlan is None else vlan
+            ethertype, pos = tag.type, pos + 4
+        elif ethertype == ETH_PPPOE:
+            ethertype, pos = _ppp_header(data, pos + 6)[0], pos + 8
+        elif ethertype == ETH_FABRICPATH:  # FTag and TTL, inner MAC addresses, ethertype
+            ethertype, pos = struct.unpack_from(">H", data, pos + 14)[0], pos + 16
+        elif ethertype == ETH_PBB:  # I-TAG, customer MAC addresses, ethertype
+            ethertype, pos = struct.unpack_from(">H", data, pos + 16)[0], pos + 18
+        else:
+            break
     if ethertype in (ETH_MPLS, ETH_MPLS_MCAST):
         while True:
             label = dpkt.ethernet.MPLSlabel(data[pos : pos + 4])
@@ -451,7 +579,8 @@ def _ipv6_chain(first: int, chain: bytes) -> tuple[int, int, bool]:
 
 def dissect(linktype: int, data: bytes, wirelen: int | None = None) -> Dissection:
     """Take a whole, well-formed frame apart with dpkt (raises on frames it cannot judge)."""
-    if linktype not in _NIBBLE_LINKS and linktype not in _ETHERTYPE_LINKS:
+    known = (*_NIBBLE_LINKS, *_ETHERTYPE_LINKS, *_OWN_HEADER_LINKS)
+    if linktype not in known:
         return Dissection(DecodeReason.UNKNOWN_LINKTYPE)
     l3, vlan, announced, mpls = _link(linktype, data)
     version = data[l3] >> 4 if announced is None else announced

@@ -118,7 +118,15 @@ def _network_layer(linktype: int, frame: bytes) -> tuple[object, int]:
     if linktype == 1:
         eth = dpkt.ethernet.Ethernet(frame)
         tags = getattr(eth, "vlan_tags", [])
-        return eth.data, tags[0].id if tags else 0
+        data = eth.data
+        if isinstance(data, dpkt.pppoe.PPPoE):  # a session frame: PPP, then IP or not
+            data = getattr(data.data, "data", data.data)
+        return data, tags[0].id if tags else 0
+    if linktype in (9, 50):  # PPP, with or without the FF 03 address and control
+        return dpkt.pppoe.PPP(frame[2:] if frame[:2] == b"\xff\x03" else frame).data, 0
+    if linktype == 104:  # Cisco HDLC: address, control, ethertype
+        kind = {0x0800: dpkt.ip.IP, 0x86DD: dpkt.ip6.IP6}.get(int.from_bytes(frame[2:4], "big"))
+        return (kind(frame[4:]) if kind else frame[4:]), 0
     if linktype == 113:
         return dpkt.sll.SLL(frame).data, 0
     if linktype in (12, 101):

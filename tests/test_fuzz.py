@@ -41,7 +41,9 @@ class TestDecoderFuzz:
         """Random bytes and damaged valid frames of any link type: one checked row each."""
         c = DrawChoices(data)
         frames = [fuzz_frame(c) for _ in range(c.integer(0, 8))]
-        check_decode(batch_of(frames, c))
+        batch = batch_of(frames, c)
+        check_decode(batch)
+        check_decode(batch, inner=True)  # tunnels opened
 
     @pytest.mark.parametrize("linktype", [*LINK_TYPES, *UNSUPPORTED_LINK_TYPES])
     @fuzz(25)

@@ -124,6 +124,7 @@ def capture(
     active: o.Active = 1800.0,
     max_flows: o.MaxFlows = 65536,
     key_vlan: o.KeyVlan = False,
+    tunnels: o.Tunnels = o.TunnelView.OUTER,
     sampling: o.Sampling = SamplingMode.FULL,
     sampling_rate: o.SamplingRate = None,
     seed: o.Seed = 0,
@@ -150,7 +151,7 @@ def capture(
     with errors_exit():
         if not export.wants_export and flows_out is None:
             raise ConfigError("nowhere to send flows: give -c HOST:PORT, --pcap-out or -o FILE")
-        cache = CacheConfig(inactive, active, max_flows, key_vlan)
+        cache = CacheConfig(inactive, active, max_flows, key_vlan, tunnels is o.TunnelView.INNER)
         sampling_config = SamplingConfig(sampling, sampling_rate, seed)
         live = LiveConfig(
             interface, exclude_exports(bpf_filter, collectors), snaplen, promisc, buffer_mib

@@ -81,6 +81,7 @@ def convert(
     active: o.Active = 1800.0,
     max_flows: o.MaxFlows = 65536,
     key_vlan: o.KeyVlan = False,
+    tunnels: o.Tunnels = o.TunnelView.OUTER,
     sampling: o.Sampling = SamplingMode.FULL,
     sampling_rate: o.SamplingRate = None,
     seed: o.Seed = 0,
@@ -113,7 +114,7 @@ def convert(
         template_refresh_packets, template_refresh_seconds, pace, pcap_out,
     )  # fmt: skip
     try:
-        config = CacheConfig(inactive, active, max_flows, key_vlan)
+        config = CacheConfig(inactive, active, max_flows, key_vlan, tunnels is o.TunnelView.INNER)
         sampling_config = SamplingConfig(sampling, sampling_rate, seed)
         slice_bytes = None if slice_mib is None else max(round(slice_mib * (1 << 20)), 1)
         parallel = ParallelPlan(jobs, dask, slice_bytes)
@@ -189,6 +190,7 @@ def _file_metadata(files: list[str], config: CacheConfig, counters: Counters) ->
         "spanflow.active_s": str(config.active_timeout_s),
         "spanflow.max_flows": str(config.max_flows),
         "spanflow.key_vlan": str(config.key_vlan).lower(),
+        "spanflow.tunnels": "inner" if config.inner_tunnels else "outer",
         "spanflow.frames": str(counters.frames),
         "spanflow.records": str(counters.records),
         "spanflow.packets": str(counters.packets),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -36,6 +37,21 @@ MaxFlows = Annotated[
     ),
 ]
 KeyVlan = Annotated[bool, typer.Option(help="Make the outer VLAN id part of the flow key.")]
+
+
+class TunnelView(StrEnum):
+    OUTER = "outer"
+    INNER = "inner"
+
+
+Tunnels = Annotated[
+    TunnelView,
+    typer.Option(
+        metavar="outer|inner",
+        help="Key and count on the outermost IP header (a router's view) or the innermost of "
+        "IPIP, GRE, ERSPAN, VXLAN, Geneve, GTP-U and Teredo tunnels.",
+    ),
+]
 Sampling = Annotated[
     SamplingMode,
     typer.Option(

@@ -11,8 +11,12 @@ from probe.decode.linktypes import LT_KIND, LT_L3_OFFSET, LT_TYPE_OFFSET, LT_VER
 from probe.decode.reasons import DecodeReason
 
 
-def decode(frames: FrameBatch) -> PacketTable:
-    """One ``PacketTable`` row per frame, in order; bad frames get a reason, not an error."""
+def decode(frames: FrameBatch, inner: bool = False) -> PacketTable:
+    """One ``PacketTable`` row per frame, in order; bad frames get a reason, not an error.
+
+    ``inner``: key and count on the innermost IP header of the tunnels the
+    kernel knows (``--tunnels inner``), else on the outermost (a router's view).
+    """
     n = len(frames)
     table = PacketTable.empty(n)
     table.ts_ns[:] = frames.ts_ns
@@ -23,7 +27,7 @@ def decode(frames: FrameBatch) -> PacketTable:
             frames.caplen.astype(np.uint32, copy=False),
             frames.wirelen.astype(np.uint32, copy=False),
             frames.linktype.astype(np.uint16, copy=False),
-            LT_KIND, LT_TYPE_OFFSET, LT_L3_OFFSET, LT_VERSION,
+            LT_KIND, LT_TYPE_OFFSET, LT_L3_OFFSET, LT_VERSION, inner,
             table.version, table.src_hi, table.src_lo, table.dst_hi, table.dst_lo,
             table.sport, table.dport, table.proto, table.tos, table.tcp_flags,
             table.ip_len, table.vlan, table.reason,

@@ -3,6 +3,14 @@
 Trusts its input (``probe.decode.decoder.decode`` checks dtypes once). Writes only
 decoded rows' fields; the caller passes zeroed columns, so an undecodable
 frame keeps every key field 0 and gets a nonzero ``reason``.
+
+Three steps per frame, each a function below: the link layer down to the
+first IP header (``_link_l3``, with ``_ethertype_l3`` for everything an
+ethertype can announce), the IP header (``_ip_header``), and with ``inner``
+the tunnels (``_tunnel_l3``): while the IP payload is a tunnel, the header
+inside it is taken instead (an inner header cut short leaves the packet on
+the last whole one). Every read is checked against the frame's captured end.
+Specifications are cited where each layout is read.
 """
 
 from __future__ import annotations
@@ -12,9 +20,19 @@ from numba import njit
 
 # DecodeReason values (probe.decode.reasons), repeated as plain ints for the compiler.
 OK, L4_TRUNCATED, UNKNOWN_LINKTYPE, L2_TRUNCATED, NOT_IP, IP_TRUNCATED, IP_BAD_HEADER = range(7)
-ETHERTYPE, NIBBLE = 1, 2
+# Link kinds (probe.decode.linktypes).
+ETHERTYPE, NIBBLE, PPP, PPP_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG = 1, 2, 3, 4, 5, 6, 7, 8
+LINKTYPE_ETHERNET, LINKTYPE_IEEE802_11 = 1, 105
+UNKNOWN_LINK = 0
 ETH_IPV4, ETH_IPV6, ETH_MPLS_UC, ETH_MPLS_MC = 0x0800, 0x86DD, 0x8847, 0x8848
 ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD = 0x8100, 0x88A8, 0x9100
+ETH_PPPOE_SESSION, ETH_FABRICPATH, ETH_PBB = 0x8864, 0x8903, 0x88E7
+ETH_TEB, ETH_ERSPAN_2, ETH_ERSPAN_3, ETH_PPP = 0x6558, 0x88BE, 0x22EB, 0x880B
+NO_ETHERTYPE = -1  # the link layer gives the IP header directly
+NOT_FOUND = -1  # a tunnel function's answer when the payload is no tunnel it knows
+MAX_TUNNELS = 4  # nested tunnels followed; each takes bytes, so the frame bounds it anyway
+IPIP, IPV6_IN_IP, GRE = 4, 41, 47
+VXLAN_PORT, GENEVE_PORT, GTPU_PORT, TEREDO_PORT = 4789, 6081, 2152, 3544
 IPV4_MAPPED = np.uint64(0xFFFF00000000)
 
 ICMP, TCP, UDP, ICMPV6, SCTP = 1, 6, 17, 58, 132
@@ -32,8 +50,437 @@ def _be32(buf, pos):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
+def _le16(buf, pos):  # type: ignore[no-untyped-def]
+    return (np.int64(buf[pos + 1]) << 8) | np.int64(buf[pos])
+
+
+@njit(cache=True, inline="always")
+def _le32(buf, pos):  # type: ignore[no-untyped-def]
+    return (_le16(buf, pos + 2) << 16) | _le16(buf, pos)
+
+
+@njit(cache=True, inline="always")
 def _be64(buf, pos):  # type: ignore[no-untyped-def]
     return (np.uint64(_be32(buf, pos)) << np.uint64(32)) | np.uint64(_be32(buf, pos + 4))
+
+
+@njit(cache=True, inline="always")
+def _ppp_ethertype(protocol):  # type: ignore[no-untyped-def]
+    """The ethertype of a PPP protocol number (RFC 1332 IPv4, RFC 5072 IPv6, RFC 3032 MPLS)."""
+    if protocol == 0x0021:
+        return ETH_IPV4
+    if protocol == 0x0057:
+        return ETH_IPV6
+    if protocol == 0x0281:
+        return ETH_MPLS_UC
+    if protocol == 0x0283:
+        return ETH_MPLS_MC
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _ppp(buf, pos, end):  # type: ignore[no-untyped-def]
+    """A PPP header at ``pos``: (reason, payload start, ethertype; 0: not IP or MPLS).
+
+    RFC 1662 address and control (FF 03) may lead; RFC 1661 6.5 lets the
+    protocol field shrink to one byte, whose low bit is then set.
+    """
+    if pos < end and buf[pos] == 0xFF:  # all-stations address: no protocol is 0xFF
+        if pos + 2 > end:
+            return L2_TRUNCATED, pos, 0
+        if buf[pos + 1] != 0x03:
+            return NOT_IP, pos, 0
+        pos += 2
+    if pos >= end:
+        return L2_TRUNCATED, pos, 0
+    if buf[pos] & 1:
+        return OK, pos + 1, _ppp_ethertype(np.int64(buf[pos]))
+    if pos + 2 > end:
+        return L2_TRUNCATED, pos, 0
+    return OK, pos + 2, _ppp_ethertype(_be16(buf, pos))
+
+
+@njit(cache=True, inline="always")
+def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
+    """From an ethertype announcing ``l3``: (reason, IP start, IP version expected, outer VLAN).
+
+    Walks any depth of 802.1Q/802.1ad tags, PPPoE session headers (RFC 2516:
+    6 bytes, then the PPP protocol), Cisco FabricPath (2 bytes of FTag and
+    TTL, then the inner MAC addresses and ethertype), 802.1ah I-TAGs (4
+    bytes, then the customer MAC addresses and ethertype) and an MPLS label
+    stack (RFC 3032); each step takes bytes, so the frame bounds the loop.
+    """
+    vlan_id = 0
+    tagged = False
+    while True:
+        if etype == ETH_8021Q or etype == ETH_8021AD or etype == ETH_QINQ_OLD:
+            if l3 + 4 > end:
+                return L2_TRUNCATED, l3, 0, vlan_id
+            if not tagged:
+                vlan_id = _be16(buf, l3) & 0x0FFF
+                tagged = True
+            etype = _be16(buf, l3 + 2)
+            l3 += 4
+        elif etype == ETH_PPPOE_SESSION:
+            if l3 + 8 > end:
+                return L2_TRUNCATED, l3, 0, vlan_id
+            etype = _ppp_ethertype(_be16(buf, l3 + 6))
+            l3 += 8
+        elif etype == ETH_FABRICPATH:
+            if l3 + 16 > end:
+                return L2_TRUNCATED, l3, 0, vlan_id
+            etype = _be16(buf, l3 + 14)
+            l3 += 16
+        elif etype == ETH_PBB:
+            if l3 + 18 > end:
+                return L2_TRUNCATED, l3, 0, vlan_id
+            etype = _be16(buf, l3 + 16)
+            l3 += 18
+        else:
+            break
+    if etype == ETH_MPLS_UC or etype == ETH_MPLS_MC:
+        bottom = False
+        while not bottom and l3 + 4 <= end:
+            bottom = (buf[l3 + 2] & 1) == 1
+            l3 += 4
+        if not bottom:
+            return L2_TRUNCATED, l3, 0, vlan_id
+        if l3 >= end:
+            return IP_TRUNCATED, l3, 0, vlan_id
+        version = buf[l3] >> 4
+        if version != 4 and version != 6:
+            return NOT_IP, l3, 0, vlan_id
+        return OK, l3, np.int64(version), vlan_id
+    if etype == ETH_IPV4:
+        return OK, l3, 4, vlan_id
+    if etype == ETH_IPV6:
+        return OK, l3, 6, vlan_id
+    return NOT_IP, l3, 0, vlan_id
+
+
+@njit(cache=True, inline="always")
+def _ieee802_11(buf, pos, end):  # type: ignore[no-untyped-def]
+    """An 802.11 data frame at ``pos`` (IEEE 802.11-2020 9.2.4): (reason, payload, ethertype).
+
+    Header: 24 bytes, 30 with four addresses, +2 for QoS data, +4 for an HT
+    control field; then LLC/SNAP (AA AA 03, OUI, ethertype). Null-function
+    and protected (encrypted) frames carry no readable IP.
+    """
+    if pos + 2 > end:
+        return L2_TRUNCATED, pos, 0
+    control, flags = buf[pos], buf[pos + 1]
+    subtype = control >> 4
+    if (control >> 2) & 3 != 2 or subtype & 4 or flags & 0x40:
+        return NOT_IP, pos, 0
+    header = 30 if flags & 3 == 3 else 24
+    if subtype & 8:
+        header += 2
+        if flags & 0x80:
+            header += 4
+    snap = pos + header
+    if snap + 8 > end:
+        return L2_TRUNCATED, pos, 0
+    if buf[snap] != 0xAA or buf[snap + 1] != 0xAA or buf[snap + 2] != 0x03:
+        return NOT_IP, pos, 0
+    return OK, snap + 8, _be16(buf, snap + 6)
+
+
+@njit(cache=True, inline="always")
+def _nflog(buf, pos, end):  # type: ignore[no-untyped-def]
+    """Linux NFLOG (LINKTYPE 239): the NFULA_PAYLOAD TLV holds the IP packet.
+
+    A 4-byte header (address family, version, resource id), then TLVs of
+    host-order length (header included) and type, each padded to 4 bytes.
+    """
+    if pos + 4 > end:
+        return L2_TRUNCATED, pos, NO_ETHERTYPE, 0
+    family = buf[pos]
+    version = 4 if family == 2 else (6 if family == 10 else 0)
+    tlv = pos + 4
+    while tlv + 4 <= end:
+        length = _le16(buf, tlv)
+        if length < 4:
+            return L2_TRUNCATED, tlv, NO_ETHERTYPE, 0
+        if _le16(buf, tlv + 2) == 9:
+            return OK, tlv + 4, NO_ETHERTYPE, version
+        tlv += (length + 3) & ~3
+    return L2_TRUNCATED, tlv, NO_ETHERTYPE, 0  # the captured bytes end before the payload TLV
+
+
+@njit(cache=True)
+def _link_l3(buf, base, end, kind):  # type: ignore[no-untyped-def]
+    """(reason, L3 start, ethertype announcing it or NO_ETHERTYPE, IP version expected).
+
+    With an ethertype the caller walks on (``_ethertype_l3``); without one the
+    IP header starts at L3, of the version given (0: read it). One place
+    follows the ethertype, so the compiled loop stays small; called (not
+    inlined) for every link type but the ethertype ones, which the loop reads
+    itself: inlined, this function made Ethernet frames 60 % slower.
+    """
+    pos = base
+    if kind == PPI:  # PPI header: version, flags, length (LE), inner link type (LE)
+        if pos + 8 > end:
+            return L2_TRUNCATED, pos, NO_ETHERTYPE, 0
+        inner = _le32(buf, pos + 4)
+        pos += _le16(buf, pos + 2)
+        kind = IEEE802_11 if inner == LINKTYPE_IEEE802_11 else UNKNOWN_LINK
+        if inner == LINKTYPE_ETHERNET:  # PPI wraps 802.11 or Ethernet in practice
+            if pos + 14 > end:
+                return L2_TRUNCATED, pos, NO_ETHERTYPE, 0
+            return OK, pos + 14, _be16(buf, pos + 12), 0
+    if kind == RADIOTAP:  # radiotap header: version, pad, length (LE), then 802.11
+        if pos + 4 > end:
+            return L2_TRUNCATED, pos, NO_ETHERTYPE, 0
+        pos += _le16(buf, pos + 2)
+        kind = IEEE802_11
+    if kind == IEEE802_11:
+        reason, l3, etype = _ieee802_11(buf, pos, end)
+        return reason, l3, etype, 0
+    if kind == PPP_HDLC and pos < end and (buf[pos] == 0x0F or buf[pos] == 0x8F):
+        if pos + 4 > end:  # Cisco HDLC inside a PPP-in-HDLC capture: address, control, ethertype
+            return L2_TRUNCATED, pos, NO_ETHERTYPE, 0
+        return OK, pos + 4, _be16(buf, pos + 2), 0
+    if kind == PPP or kind == PPP_HDLC:
+        reason, l3, etype = _ppp(buf, pos, end)
+        return reason, l3, etype, 0
+    if kind == NFLOG:
+        return _nflog(buf, pos, end)
+    return UNKNOWN_LINKTYPE, pos, NO_ETHERTYPE, 0
+
+
+@njit(cache=True, inline="always")
+def _no_ip(reason, l3):  # type: ignore[no-untyped-def]
+    """``_ip_header``'s answer for a header it cannot read (typed as on success)."""
+    zero = np.uint64(0)
+    return (
+        reason,
+        np.int64(0),
+        l3,
+        True,
+        False,
+        np.int64(0),
+        zero,
+        zero,
+        zero,
+        zero,
+        np.int64(0),
+        np.int64(0),
+    )
+
+
+@njit(cache=True, inline="always")
+def _ip_header(buf, l3, end, after_l3, expected_version):  # type: ignore[no-untyped-def]
+    """The IP header at ``l3``: (reason, protocol, L4 start, first fragment, fragment,
+    version, src hi, src lo, dst hi, dst lo, tos, IP length).
+
+    ``after_l3``: the frame's wire length from ``l3`` on, for an IPv4 total
+    length of 0 (TCP segmentation offload: the NIC fills it in later).
+    """
+    if l3 >= end:
+        return _no_ip(IP_TRUNCATED, l3)
+    ip_version = buf[l3] >> 4
+    if (ip_version != 4 and ip_version != 6) or (
+        expected_version != 0 and ip_version != expected_version
+    ):
+        return _no_ip(IP_BAD_HEADER, l3)
+    if ip_version == 4:
+        if end - l3 < 20:
+            return _no_ip(IP_TRUNCATED, l3)
+        header_len = np.int64(buf[l3] & 0x0F) * 4
+        total_len = _be16(buf, l3 + 2)
+        if header_len < 20 or (total_len != 0 and total_len < header_len):
+            return _no_ip(IP_BAD_HEADER, l3)
+        if end - l3 < header_len:
+            return _no_ip(IP_TRUNCATED, l3)
+        if total_len == 0:
+            total_len = max(after_l3, header_len)
+        flags_offset = _be16(buf, l3 + 6)
+        return (
+            OK, np.int64(buf[l3 + 9]), l3 + header_len, (flags_offset & 0x1FFF) == 0,
+            (flags_offset & 0x3FFF) != 0, np.int64(4), np.uint64(0),
+            IPV4_MAPPED | np.uint64(_be32(buf, l3 + 12)), np.uint64(0),
+            IPV4_MAPPED | np.uint64(_be32(buf, l3 + 16)), np.int64(buf[l3 + 1]), total_len,
+        )  # fmt: skip
+    if end - l3 < 40:
+        return _no_ip(IP_TRUNCATED, l3)
+    l4_proto = np.int64(buf[l3 + 6])
+    l4 = l3 + 40
+    first_fragment = True
+    fragment = False
+    while True:  # each extension header takes at least 8 bytes: bounded by the frame
+        if l4_proto == HOP_BY_HOP or l4_proto == ROUTING or l4_proto == DEST_OPTS:
+            ext_len = (np.int64(buf[l4 + 1]) + 1) * 8 if l4 + 2 <= end else 8
+        elif l4_proto == AH:
+            ext_len = (np.int64(buf[l4 + 1]) + 2) * 4 if l4 + 2 <= end else 8
+        elif l4_proto == FRAGMENT:
+            ext_len = 8
+        else:
+            break
+        if l4 + ext_len > end:
+            return _no_ip(IP_TRUNCATED, l3)
+        if l4_proto == FRAGMENT:
+            fragment = True
+            first_fragment = (_be16(buf, l4 + 2) >> 3) == 0
+        l4_proto = np.int64(buf[l4])
+        l4 += ext_len
+        if not first_fragment:
+            break
+    return (
+        OK, l4_proto, l4, first_fragment, fragment, np.int64(6), _be64(buf, l3 + 8),
+        _be64(buf, l3 + 16), _be64(buf, l3 + 24), _be64(buf, l3 + 32),
+        ((np.int64(buf[l3]) & 0x0F) << 4) | (np.int64(buf[l3 + 1]) >> 4),
+        40 + _be16(buf, l3 + 4),
+    )  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def _ethernet_l3(buf, pos, end):  # type: ignore[no-untyped-def]
+    """An Ethernet frame inside a tunnel: (reason, IP start, version expected)."""
+    if pos + 14 > end:
+        return L2_TRUNCATED, pos, 0
+    reason, l3, version, _ = _ethertype_l3(buf, pos + 14, end, _be16(buf, pos + 12))
+    return reason, l3, version
+
+
+@njit(cache=True, inline="always")
+def _gre(buf, pos, end):  # type: ignore[no-untyped-def]
+    """A GRE payload: (reason, inner IP start, version; NOT_FOUND: not one we open).
+
+    RFC 2784/2890 (version 0: checksum, key, sequence words by flag), RFC 2637
+    (version 1, PPTP: key always, sequence and acknowledgement by flag, PPP
+    inside); ERSPAN type II (0x88BE with a sequence number: 8-byte header;
+    without one, type I: none) and type III (0x22EB: 12 bytes, 8 more when
+    the O bit, the last bit of byte 11, is set), then Ethernet.
+    """
+    if pos + 4 > end:
+        return NOT_FOUND, pos, 0
+    flags = _be16(buf, pos)
+    protocol = _be16(buf, pos + 2)
+    version = flags & 7
+    p = pos + 4
+    if version == 0:
+        if flags & 0x4000:  # source routing (RFC 1701): not opened
+            return NOT_FOUND, pos, 0
+        p += 4 * (((flags >> 15) & 1) + ((flags >> 13) & 1) + ((flags >> 12) & 1))
+    elif version == 1:
+        p += 4 + 4 * (((flags >> 12) & 1) + ((flags >> 7) & 1))
+    else:
+        return NOT_FOUND, pos, 0
+    if p > end:
+        return NOT_FOUND, pos, 0
+    if protocol == ETH_IPV4:
+        return OK, p, 4
+    if protocol == ETH_IPV6:
+        return OK, p, 6
+    if protocol == ETH_TEB:
+        return _ethernet_l3(buf, p, end)
+    if protocol == ETH_ERSPAN_2:
+        return _ethernet_l3(buf, p + 8 if flags & 0x1000 else p, end)
+    if protocol == ETH_ERSPAN_3:
+        if p + 12 > end:
+            return L2_TRUNCATED, p, 0
+        return _ethernet_l3(buf, p + 12 + 8 * (buf[p + 11] & 1), end)
+    if protocol == ETH_PPP:
+        reason, l3, etype = _ppp(buf, p, end)
+        if reason != OK:
+            return reason, l3, 0
+        reason, l3, expected, _ = _ethertype_l3(buf, l3, end, etype)
+        return reason, l3, expected
+    if protocol == ETH_MPLS_UC:
+        reason, l3, expected, _ = _ethertype_l3(buf, p, end, protocol)
+        return reason, l3, expected
+    return NOT_FOUND, pos, 0
+
+
+@njit(cache=True, inline="always")
+def _udp_tunnel(buf, pos, end):  # type: ignore[no-untyped-def]
+    """A UDP datagram at ``pos`` on a tunnel port: (reason, inner IP start, version).
+
+    VXLAN (RFC 7348: 8 bytes, I flag, then Ethernet), Geneve (RFC 8926: 8
+    bytes plus options, then the protocol it names), GTP-U (3GPP TS 29.281:
+    a G-PDU's 8 bytes, 4 more when any of E, S, PN is set, then extension
+    headers of 4-byte units, then IP), Teredo (RFC 4380: optional
+    authentication and origin indications, then IPv6).
+    """
+    if pos + 8 > end:
+        return NOT_FOUND, pos, 0
+    sport, dport = _be16(buf, pos), _be16(buf, pos + 2)
+    u = pos + 8
+    if dport == VXLAN_PORT:
+        if u + 8 > end or not buf[u] & 0x08:
+            return NOT_FOUND, pos, 0
+        return _ethernet_l3(buf, u + 8, end)
+    if dport == GENEVE_PORT:
+        if u + 8 > end or buf[u] >> 6 != 0:
+            return NOT_FOUND, pos, 0
+        p = u + 8 + np.int64(buf[u] & 0x3F) * 4
+        protocol = _be16(buf, u + 2)
+        if protocol == ETH_TEB:
+            return _ethernet_l3(buf, p, end)
+        if protocol == ETH_IPV4 or protocol == ETH_IPV6:
+            return OK, p, 4 if protocol == ETH_IPV4 else 6
+        return NOT_FOUND, pos, 0
+    if dport == GTPU_PORT or sport == GTPU_PORT:
+        if u + 8 > end or buf[u] >> 4 != 3 or buf[u + 1] != 0xFF:  # version 1, GTP, G-PDU
+            return NOT_FOUND, pos, 0
+        p = u + 8
+        if buf[u] & 0x07:
+            if u + 12 > end:
+                return NOT_FOUND, pos, 0
+            p = u + 12
+            following = buf[u + 11] if buf[u] & 0x04 else 0
+            while following != 0:
+                if p >= end or buf[p] == 0:
+                    return NOT_FOUND, pos, 0
+                p += np.int64(buf[p]) * 4
+                if p > end:
+                    return NOT_FOUND, pos, 0
+                following = buf[p - 1]
+        return OK, p, 0
+    if dport == TEREDO_PORT or sport == TEREDO_PORT:
+        p = u
+        if p + 4 <= end and _be16(buf, p) == 0x0001:  # authentication indicator
+            p += 4 + np.int64(buf[p + 2]) + np.int64(buf[p + 3]) + 9
+        if p + 2 <= end and _be16(buf, p) == 0x0000:  # origin indication
+            p += 8
+        if p >= end or buf[p] >> 4 != 6:
+            return NOT_FOUND, pos, 0
+        return OK, p, 6
+    return NOT_FOUND, pos, 0
+
+
+@njit(cache=True, inline="always")
+def _tunnel_l3(buf, l4, end, proto):  # type: ignore[no-untyped-def]
+    """The IP header a tunnel payload carries: (reason, start, version); NOT_FOUND if none."""
+    if proto == IPIP:
+        return OK, l4, 4
+    if proto == IPV6_IN_IP:
+        return OK, l4, 6
+    if proto == GRE:
+        return _gre(buf, l4, end)
+    if proto == UDP:
+        return _udp_tunnel(buf, l4, end)
+    return NOT_FOUND, l4, 0
+
+
+@njit(cache=True, nogil=True)
+def _open_tunnels(buf, header, end, wire_end):  # type: ignore[no-untyped-def]
+    """While the payload after ``header`` is a tunnel, the IP header inside it instead.
+
+    ``header`` and the result are ``_ip_header`` tuples. Not inlined, and
+    given no output arrays: the common path of ``decode_frames`` stays fast.
+    """
+    for _depth in range(MAX_TUNNELS):
+        if header[4]:  # what a fragment carries is not whole
+            break
+        found, inner_l3, inner_version = _tunnel_l3(buf, header[2], end, header[1])
+        if found != OK:
+            break
+        inside = _ip_header(buf, inner_l3, end, wire_end - inner_l3, inner_version)
+        if inside[0] != OK:
+            break  # cut short: the packet stays on the header around it
+        header = inside
+    return header
 
 
 @njit(cache=True, nogil=True)
@@ -47,6 +494,7 @@ def decode_frames(  # type: ignore[no-untyped-def]
     lt_type_offset,
     lt_l3_offset,
     lt_version,
+    inner,
     version,
     src_hi,
     src_lo,
@@ -61,132 +509,37 @@ def decode_frames(  # type: ignore[no-untyped-def]
     vlan,
     reason,
 ):
+    """``inner``: key and count on the innermost IP header of known tunnels."""
     for i in range(len(offset)):
         base = offset[i]
         end = base + np.int64(caplen[i])
         lt = linktype[i]
-        kind = lt_kind[lt] if lt < len(lt_kind) else 0
-        if kind == 0:
-            reason[i] = UNKNOWN_LINKTYPE
-            continue
-        l3 = base + lt_l3_offset[lt]
-        if l3 > end:
-            reason[i] = L2_TRUNCATED
-            continue
-
-        # Link layer: find the IP version the frame claims and the L3 start.
-        expected_version = lt_version[lt]
-        vlan_id = 0
-        if kind == ETHERTYPE:
-            etype = _be16(buf, base + lt_type_offset[lt])
-            tagged = False
-            # Any depth of tags: each takes 4 bytes, so the frame length bounds the loop.
-            while etype == ETH_8021Q or etype == ETH_8021AD or etype == ETH_QINQ_OLD:
-                if l3 + 4 > end:
-                    break
-                if not tagged:
-                    vlan_id = _be16(buf, l3) & 0x0FFF
-                    tagged = True
-                etype = _be16(buf, l3 + 2)
-                l3 += 4
-            if etype == ETH_8021Q or etype == ETH_8021AD or etype == ETH_QINQ_OLD:
-                reason[i] = L2_TRUNCATED
-                continue
-            if etype == ETH_MPLS_UC or etype == ETH_MPLS_MC:
-                bottom = False
-                while not bottom and l3 + 4 <= end:
-                    bottom = (buf[l3 + 2] & 1) == 1
-                    l3 += 4
-                if not bottom:
-                    reason[i] = L2_TRUNCATED
-                    continue
-                if l3 >= end:
-                    reason[i] = IP_TRUNCATED
-                    continue
-                expected_version = buf[l3] >> 4
-                if expected_version != 4 and expected_version != 6:
-                    reason[i] = NOT_IP
-                    continue
-            elif etype == ETH_IPV4:
-                expected_version = 4
-            elif etype == ETH_IPV6:
-                expected_version = 6
-            else:
-                reason[i] = NOT_IP
-                continue
-        if l3 >= end:
-            reason[i] = IP_TRUNCATED
-            continue
-        ip_version = buf[l3] >> 4
-        if ip_version != 4 and ip_version != 6:
-            reason[i] = IP_BAD_HEADER
-            continue
-        if expected_version != 0 and ip_version != expected_version:
-            reason[i] = IP_BAD_HEADER
-            continue
-
-        # Network layer.
-        first_fragment = True
-        if ip_version == 4:
-            if end - l3 < 20:
-                reason[i] = IP_TRUNCATED
-                continue
-            header_len = np.int64(buf[l3] & 0x0F) * 4
-            total_len = _be16(buf, l3 + 2)
-            if header_len < 20 or (total_len != 0 and total_len < header_len):
-                reason[i] = IP_BAD_HEADER
-                continue
-            if end - l3 < header_len:
-                reason[i] = IP_TRUNCATED
-                continue
-            if total_len == 0:  # TCP segmentation offload: the NIC fills it in later
-                total_len = max(np.int64(wirelen[i]) - (l3 - base), header_len)
-            l4_proto = buf[l3 + 9]
-            first_fragment = (_be16(buf, l3 + 6) & 0x1FFF) == 0
-            tos[i] = buf[l3 + 1]
-            ip_len[i] = total_len
-            src_lo[i] = IPV4_MAPPED | np.uint64(_be32(buf, l3 + 12))
-            dst_lo[i] = IPV4_MAPPED | np.uint64(_be32(buf, l3 + 16))
-            l4 = l3 + header_len
+        kind = lt_kind[lt] if lt < len(lt_kind) else UNKNOWN_LINK
+        etype, expected = NO_ETHERTYPE, np.int64(0)
+        if kind == ETHERTYPE or kind == NIBBLE:  # fixed offsets: read here
+            l3 = base + lt_l3_offset[lt]
+            status = OK if l3 <= end else L2_TRUNCATED
+            if status == OK and kind == ETHERTYPE:
+                etype = _be16(buf, base + lt_type_offset[lt])
+            expected = np.int64(lt_version[lt])
         else:
-            if end - l3 < 40:
-                reason[i] = IP_TRUNCATED
-                continue
-            tos[i] = ((buf[l3] & 0x0F) << 4) | (buf[l3 + 1] >> 4)
-            ip_len[i] = 40 + _be16(buf, l3 + 4)
-            src_hi[i] = _be64(buf, l3 + 8)
-            src_lo[i] = _be64(buf, l3 + 16)
-            dst_hi[i] = _be64(buf, l3 + 24)
-            dst_lo[i] = _be64(buf, l3 + 32)
-            l4_proto = buf[l3 + 6]
-            l4 = l3 + 40
-            chain_complete = False
-            while True:  # each extension header takes at least 8 bytes: bounded by the frame
-                if l4_proto == HOP_BY_HOP or l4_proto == ROUTING or l4_proto == DEST_OPTS:
-                    ext_len = (np.int64(buf[l4 + 1]) + 1) * 8 if l4 + 2 <= end else 8
-                elif l4_proto == AH:
-                    ext_len = (np.int64(buf[l4 + 1]) + 2) * 4 if l4 + 2 <= end else 8
-                elif l4_proto == FRAGMENT:
-                    ext_len = 8
-                else:
-                    chain_complete = True
-                    break
-                if l4 + ext_len > end:
-                    break
-                if l4_proto == FRAGMENT:
-                    first_fragment = (_be16(buf, l4 + 2) >> 3) == 0
-                l4_proto = buf[l4]
-                l4 += ext_len
-                if not first_fragment:
-                    chain_complete = True
-                    break
-            if not chain_complete:
-                src_hi[i] = src_lo[i] = dst_hi[i] = dst_lo[i] = 0
-                tos[i] = 0
-                ip_len[i] = 0
-                reason[i] = IP_TRUNCATED
-                continue
-        version[i] = ip_version
+            status, l3, etype, expected = _link_l3(buf, base, end, kind)
+        vlan_id = 0
+        if status == OK and etype != NO_ETHERTYPE:
+            status, l3, expected, vlan_id = _ethertype_l3(buf, l3, end, etype)
+        if status != OK:
+            reason[i] = status
+            continue
+        wire_end = base + np.int64(wirelen[i])
+        header = _ip_header(buf, l3, end, wire_end - l3, expected)
+        if header[0] != OK:
+            reason[i] = header[0]
+            continue
+        if inner and (header[1] == IPIP or header[1] == IPV6_IN_IP or header[1] == GRE
+                      or header[1] == UDP):  # fmt: skip
+            header = _open_tunnels(buf, header, end, wire_end)
+        _, l4_proto, l4, first_fragment, _, version[i] = header[:6]
+        src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], tos[i], ip_len[i] = header[6:]
         proto[i] = l4_proto
         vlan[i] = vlan_id
 

@@ -2,26 +2,35 @@
 
 Like softflowd's ``lt[]``: one row per link type, so the decoder finds every
 frame's L3 offset with one lookup. ``kind`` says how the L3 protocol is found:
-an ethertype-style field (then VLAN tags and MPLS labels may follow) or the IP
-version nibble of the first L3 byte.
+an ethertype-style field (then VLAN tags, PPPoE, MPLS and the rest of
+``_ethertype_l3`` may follow), the IP version nibble of the first L3 byte, or
+a header of its own parsed by the decode kernel (PPP, 802.11, radiotap and
+PPI wrapping another link type, NFLOG's TLVs).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-UNKNOWN, ETHERTYPE, NIBBLE = 0, 1, 2
+UNKNOWN, ETHERTYPE, NIBBLE, PPP, PPP_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG = range(9)
 
 # code: (name, kind, offset of the 16-bit type field, L3 offset)
 LINK_TYPES: dict[int, tuple[str, int, int, int]] = {
     0: ("NULL", NIBBLE, 0, 4),  # 4-byte host-order address family
     1: ("ETHERNET", ETHERTYPE, 12, 14),
+    9: ("PPP", PPP, 0, 0),  # RFC 1661, optionally with RFC 1662's FF 03 in front
     12: ("RAW", NIBBLE, 0, 0),  # DLT_RAW as most systems number it
+    50: ("PPP_HDLC", PPP_HDLC, 0, 0),  # RFC 1662 framing, or Cisco HDLC (address 0x0F/0x8F)
     101: ("RAW", NIBBLE, 0, 0),
+    104: ("C_HDLC", ETHERTYPE, 2, 4),  # address, control, then an ethertype
+    105: ("IEEE802_11", IEEE802_11, 0, 0),
+    127: ("IEEE802_11_RADIOTAP", RADIOTAP, 0, 0),
     108: ("LOOP", NIBBLE, 0, 4),  # 4-byte network-order address family
     113: ("LINUX_SLL", ETHERTYPE, 14, 16),
+    192: ("PPI", PPI, 0, 0),  # a PPI header naming the link type inside it
     228: ("IPV4", NIBBLE, 0, 0),
     229: ("IPV6", NIBBLE, 0, 0),
+    239: ("NFLOG", NFLOG, 0, 0),
     276: ("LINUX_SLL2", ETHERTYPE, 0, 20),
 }
 

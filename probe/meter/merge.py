@@ -13,10 +13,12 @@ from probe.sources.capture import frame_batches
 from probe.sources.source import FrameSource
 
 
-def decoded_tables(capture: FrameSource, on_damage: Callable[[str], None]) -> Iterator[PacketTable]:
+def decoded_tables(
+    capture: FrameSource, on_damage: Callable[[str], None], inner_tunnels: bool = False
+) -> Iterator[PacketTable]:
     """Decoded tables of one capture; damage ends it and is reported, not raised."""
     for frames in frame_batches(capture, on_damage):
-        yield decode(frames)
+        yield decode(frames, inner_tunnels)
 
 
 def merge_in_time(streams: list[Iterator[PacketTable]]) -> Iterator[PacketTable]:

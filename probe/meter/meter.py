@@ -47,7 +47,8 @@ class Meter:
     def select(self, frames: FrameBatch) -> tuple[int, PacketTable]:
         """Stage one: (frames observed, decoded table of the frames the sampler keeps)."""
         keep = self._sampler.select(len(frames))
-        return len(frames), decode(frames if keep is None else frames.take(keep))
+        selected = frames if keep is None else frames.take(keep)
+        return len(frames), decode(selected, self.cache.config.inner_tunnels)
 
     def select_decoded(self, packets: PacketTable) -> tuple[int, PacketTable]:
         """Stage one for tables decoded already (captures merged in time order): sample only."""

@@ -74,5 +74,6 @@ def _selected_tables(
         for frames in frame_batches(captures[0], damage):
             yield meter.select(frames)
         return
-    for packets in merge_in_time([decoded_tables(c, damage) for c in captures]):
+    inner = meter.cache.config.inner_tunnels
+    for packets in merge_in_time([decoded_tables(c, damage, inner) for c in captures]):
         yield meter.select_decoded(packets)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from core.packets import FrameBatch
+from tests import tunnels
 from tests.frames import (
+    ETH_IP,
+    ETH_IP6,
     ETH_MPLS,
     ETH_MPLS_MCAST,
     ETHERNET,
@@ -97,6 +100,26 @@ def ip_packet(c: Choices) -> bytes:
     return ipv6(payload, proto, ext=ext, traffic_class=c.integer(0, 255))
 
 
+def tunneled(c: Choices, l3: bytes) -> bytes:
+    """``l3`` inside one of the tunnels ``--tunnels inner`` opens, or as it is."""
+    kind = c.integer(0, 8)
+    if kind == 0:
+        return tunnels.ip_in_ip(l3, pick(c, (4, 6)))
+    if kind == 1:
+        return tunnels.gre(l3, ETH_IP if l3[0] >> 4 == 4 else ETH_IP6, seq=c.integer(0, 1) or None)
+    if kind == 2:
+        return tunnels.erspan3(eth(l3), bool(c.integer(0, 1)))
+    if kind == 3:
+        return tunnels.vxlan(eth(l3))
+    if kind == 4:
+        return tunnels.geneve(eth(l3), tunnels.ETH_TEB, c.integer(0, 3))
+    if kind == 5:
+        return tunnels.gtpu(l3, bool(c.integer(0, 1)))
+    if kind == 6 and l3[0] >> 4 == 6:
+        return tunnels.teredo(l3, bool(c.integer(0, 1)))
+    return l3
+
+
 def link_frame(c: Choices, linktype: int, l3: bytes) -> bytes:
     if linktype == ETHERNET:
         tags = [Tag(c.integer(0, 4095), pick(c, TAG_TYPES)) for _ in range(c.integer(0, 3))]
@@ -134,7 +157,7 @@ def fuzz_frame(c: Choices) -> Frame:
     if c.integer(0, 2) == 0:
         data = c.binary(128)
     else:
-        data = link_frame(c, linktype, ip_packet(c))
+        data = link_frame(c, linktype, tunneled(c, ip_packet(c)))
         if c.integer(0, 1):
             data = damage(c, data)
     caplen = len(data) if c.integer(0, 1) else c.integer(0, len(data))

@@ -40,13 +40,13 @@ walk_pcap_py: Callable[..., tuple[int, int, int]] = _WALK["walk_pcap"]
 walk_pcapng_py: Callable[..., tuple[int, int, int]] = _WALK["walk_pcapng"]
 
 
-def decode_interpreted(frames: FrameBatch) -> PacketTable:
+def decode_interpreted(frames: FrameBatch, inner: bool = False) -> PacketTable:
     """``probe.decode.decoder.decode`` with the interpreted kernel in place of the compiled one."""
     namespace = vars(probe.decode.decoder)
     compiled = namespace["decode_frames"]
     namespace["decode_frames"] = decode_frames_py
     try:
-        return decode(frames)
+        return decode(frames, inner)
     finally:
         namespace["decode_frames"] = compiled
 

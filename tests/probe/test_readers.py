@@ -523,9 +523,9 @@ class TestDamage:
         assert open_error(path) == f"{path}: {message}"
 
     def test_unsupported_pcap_link_type_fails_at_open(self, tmp_path: Path) -> None:
-        """A pcap of a link type spanflow cannot decode (105, 802.11) is refused at open."""
-        path = write(tmp_path, pcap_file(udp_frames(1), link_field=105))
-        assert open_error(path) == f"{path}: unsupported link type LINKTYPE 105"
+        """A pcap of a link type spanflow cannot decode (163, AVS 802.11) is refused at open."""
+        path = write(tmp_path, pcap_file(udp_frames(1), link_field=163))
+        assert open_error(path) == f"{path}: unsupported link type LINKTYPE 163"
 
     def test_missing_file_fails_at_open(self, tmp_path: Path) -> None:
         """A missing file is one line naming it."""
