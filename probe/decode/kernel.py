@@ -64,7 +64,7 @@ def _be64(buf, pos):  # type: ignore[no-untyped-def]
     return (np.uint64(_be32(buf, pos)) << np.uint64(32)) | np.uint64(_be32(buf, pos + 4))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ppp_ethertype(protocol):  # type: ignore[no-untyped-def]
     """The ethertype of a PPP protocol number (RFC 1332 IPv4, RFC 5072 IPv6, RFC 3032 MPLS)."""
     if protocol == 0x0021:
@@ -78,7 +78,7 @@ def _ppp_ethertype(protocol):  # type: ignore[no-untyped-def]
     return 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ppp(buf, pos, end):  # type: ignore[no-untyped-def]
     """A PPP header at ``pos``: (reason, payload start, ethertype; 0: not IP or MPLS).
 
@@ -100,7 +100,7 @@ def _ppp(buf, pos, end):  # type: ignore[no-untyped-def]
     return OK, pos + 2, _ppp_ethertype(_be16(buf, pos))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
     """From an ethertype announcing ``l3``: (reason, IP start, IP version expected, outer VLAN).
 
@@ -158,7 +158,7 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
     return NOT_IP, l3, 0, vlan_id
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ieee802_11(buf, pos, end):  # type: ignore[no-untyped-def]
     """An 802.11 data frame at ``pos`` (IEEE 802.11-2020 9.2.4): (reason, payload, ethertype).
 
@@ -185,7 +185,7 @@ def _ieee802_11(buf, pos, end):  # type: ignore[no-untyped-def]
     return OK, snap + 8, _be16(buf, snap + 6)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _nflog(buf, pos, end):  # type: ignore[no-untyped-def]
     """Linux NFLOG (LINKTYPE 239): the NFULA_PAYLOAD TLV holds the IP packet.
 
@@ -213,9 +213,8 @@ def _link_l3(buf, base, end, kind):  # type: ignore[no-untyped-def]
 
     With an ethertype the caller walks on (``_ethertype_l3``); without one the
     IP header starts at L3, of the version given (0: read it). One place
-    follows the ethertype, so the compiled loop stays small; called (not
-    inlined) for every link type but the ethertype ones, which the loop reads
-    itself: inlined, this function made Ethernet frames 60 % slower.
+    follows the ethertype, so the compiled loop stays small; called for every
+    link type but the fixed-offset ones, which the loop reads itself.
     """
     pos = base
     if kind == PPI:  # PPI header: version, flags, length (LE), inner link type (LE)
@@ -333,7 +332,7 @@ def _ip_header(buf, l3, end, after_l3, expected_version):  # type: ignore[no-unt
     )  # fmt: skip
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ethernet_l3(buf, pos, end):  # type: ignore[no-untyped-def]
     """An Ethernet frame inside a tunnel: (reason, IP start, version expected)."""
     if pos + 14 > end:
@@ -342,7 +341,7 @@ def _ethernet_l3(buf, pos, end):  # type: ignore[no-untyped-def]
     return reason, l3, version
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _gre(buf, pos, end):  # type: ignore[no-untyped-def]
     """A GRE payload: (reason, inner IP start, version; NOT_FOUND: not one we open).
 
@@ -392,7 +391,7 @@ def _gre(buf, pos, end):  # type: ignore[no-untyped-def]
     return NOT_FOUND, pos, 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _udp_tunnel(buf, pos, end):  # type: ignore[no-untyped-def]
     """A UDP datagram at ``pos`` on a tunnel port: (reason, inner IP start, version).
 
@@ -449,7 +448,7 @@ def _udp_tunnel(buf, pos, end):  # type: ignore[no-untyped-def]
     return NOT_FOUND, pos, 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _tunnel_l3(buf, l4, end, proto):  # type: ignore[no-untyped-def]
     """The IP header a tunnel payload carries: (reason, start, version); NOT_FOUND if none."""
     if proto == IPIP:

@@ -101,11 +101,13 @@ class LiveCapture:
         if not packets:
             return None
         stamps, frames = zip(*packets, strict=True)
+        # A writable buffer, as every other source gives: a read-only one is another
+        # type to numba, compiled on the first live batch while frames are dropped.
         caplen = np.fromiter(map(len, frames), np.uint32, len(frames))
         offset = np.zeros(len(frames), np.int64)
         np.cumsum(caplen[:-1], out=offset[1:])
         return FrameBatch(
-            np.frombuffer(b"".join(frames), np.uint8), offset, caplen, caplen.copy(),
+            np.frombuffer(bytearray(b"".join(frames)), np.uint8), offset, caplen, caplen.copy(),
             np.array(stamps, np.int64), np.full(len(frames), self.linktype, np.uint16),
             np.full(len(frames), self.ifindex, np.uint32),
         )  # fmt: skip
