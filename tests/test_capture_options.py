@@ -107,3 +107,20 @@ class TestBackendOptions:
     def test_an_unusable_metrics_address_is_a_usage_error(self, tmp_path: Path) -> None:
         code, err = capture("-i", "lo", "-o", str(tmp_path / "f.csv"), "--metrics", "127.0.0.1")
         assert (code, err.strip()) == (2, "spanflow: error: 127.0.0.1: expected HOST:PORT")
+
+
+def test_pcap_batches_have_the_buffer_type_the_warmed_kernels_take() -> None:
+    """A read-only buffer is another numba type: compiled on the first live batch, frames dropped."""
+    from probe.live.pcap import LiveCapture, LiveConfig
+
+    class Handle:
+        def readpkts(self) -> list[tuple[int, bytes]]:
+            return [(1, bytes(60)), (2, bytes(64))]
+
+    capture = LiveCapture.__new__(LiveCapture)
+    capture.config, capture.handle = LiveConfig("lo"), Handle()
+    capture.linktype, capture.ifindex = 1, 1
+    batch = capture.read()
+    assert batch is not None
+    assert batch.buf.flags.writeable
+    assert batch.caplen.tolist() == [60, 64]
