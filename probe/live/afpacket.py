@@ -77,7 +77,10 @@ class RingCapture:
 
     drain_wait_s = 4 * BLOCK_TIMEOUT_MS / 1000
 
-    def __init__(self, config: LiveConfig, hold: bool = False) -> None:
+    def __init__(
+        self, config: LiveConfig, hold: bool = False, program: bytes | None = None
+    ) -> None:
+        """``program``: ``config.bpf_filter`` compiled already (once for a whole fanout group)."""
         if sys.byteorder != "little":
             raise ConfigError("--backend afpacket reads the ring as little-endian: use pcap")
         self.config = config
@@ -86,7 +89,9 @@ class RingCapture:
         self._totals = CaptureStats(0, 0, 0)
         self.block = 0
         self.block_size, self.block_nr = ring_geometry(config.buffer_mib)
-        self._filter = compile_filter(config.interface, config.bpf_filter, config.snaplen)
+        self._filter = program or compile_filter(
+            config.interface, config.bpf_filter, config.snaplen
+        )
         try:
             self.socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         except OSError as exc:
@@ -222,9 +227,10 @@ def open_fanout(config: LiveConfig, members: int) -> list[RingCapture]:
     """
     rings: list[RingCapture] = []
     group: FanoutGroup | None = None
+    program = compile_filter(config.interface, config.bpf_filter, config.snaplen)
     try:
         for _ in range(members):
-            rings.append(RingCapture(config, hold=True))
+            rings.append(RingCapture(config, hold=True, program=program))
             group = rings[-1].join(group)
     except BaseException as exc:
         for ring in rings:

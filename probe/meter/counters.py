@@ -47,6 +47,13 @@ class Counters:
     def undecodable(self) -> int:
         return self.selected - self.decoded
 
+    def add_input(self, seen: Counters) -> None:
+        """Count what another run (a slice, a worker) read and decoded as read here too."""
+        self.frames += seen.frames
+        self.selected += seen.selected
+        self.by_reason += seen.by_reason
+        self.first_ns = min(self.first_ns, seen.first_ns)
+
     def add_records(self, records: RecordTable) -> None:
         self.records += len(records)
         self.records_by_end += np.bincount(records.end_reason, minlength=6)[:6]

@@ -76,15 +76,12 @@ def total_counters(parts: list[Counters]) -> Counters:
     """One run's counters from its workers' (peak open flows: the sum of the workers' peaks)."""
     total = Counters()
     for part in parts:
-        total.frames += part.frames
-        total.selected += part.selected
-        total.by_reason = total.by_reason + part.by_reason
+        total.add_input(part)
         total.records += part.records
         total.records_by_end = total.records_by_end + part.records_by_end
         total.packets += part.packets
         total.octets += part.octets
         total.peak_open_flows += part.peak_open_flows
-        total.first_ns = min(total.first_ns, part.first_ns)
         total.cache_bytes_per_flow = part.cache_bytes_per_flow
         total.elapsed_s = max(total.elapsed_s, part.elapsed_s)
         total.damage += [problem for problem in part.damage if problem not in total.damage]
@@ -152,7 +149,7 @@ def meter_workers(
     """
     pool = FanoutWorkers(rings, config, sampling, tick_s)
     try:
-        pool.let_in(rings)
+        pool.let_in()
         if on_started is not None:
             on_started()
         stopping_since: float | None = None
@@ -186,6 +183,7 @@ class FanoutWorkers:
         self, rings: list[RingCapture], config: CacheConfig, sampling: SamplingConfig, tick_s: float
     ) -> None:
         context = multiprocessing.get_context("fork")
+        self.rings = rings
         self.workers: list[WorkerState] = []
         self.pipes: dict[int, Connection] = {}
         self.processes: list[Any] = []
@@ -203,10 +201,10 @@ class FanoutWorkers:
             self.pipes[index] = receive
             self.workers.append(WorkerState(index, int(process.pid or 0)))
 
-    def let_in(self, rings: list[RingCapture]) -> None:
-        for ring in rings:
+    def let_in(self) -> None:
+        for ring in self.rings:
             ring.start()  # every member has joined: no flow is split as they come in
-        for ring in rings:
+        for ring in self.rings:
             ring.close()  # the parent's copies; each worker keeps its own
 
     def step(self, on_records: RecordSink) -> bool:

@@ -96,12 +96,8 @@ class SliceMerger:
             self._sink(records)
 
     def _count_input(self, seen: Counters) -> None:
-        counters = self.counters
-        counters.frames += seen.frames
-        counters.selected += seen.selected
-        counters.by_reason += seen.by_reason
-        counters.first_ns = min(counters.first_ns, seen.first_ns)
-        counters.damage.extend(seen.damage)
+        self.counters.add_input(seen)
+        self.counters.damage.extend(seen.damage)
 
     def _why_remeter(self, result: SliceResult, carried: Carried) -> str | None:
         previous, spec = self._previous, result.spec
