@@ -24,12 +24,12 @@ from types import TracebackType
 from cache.config import CacheConfig
 from core.errors import ConfigError
 from core.records import EndedRecords, RecordTable
-from probe.live.afpacket import RingCapture, open_fanout
-from probe.live.pcap import LiveCapture, LiveConfig
+from probe.live.afpacket import RingCapture
+from probe.live.backends import Backend, check_workers, close_live, open_live
+from probe.live.pcap import LiveConfig
 from probe.live.source import CaptureStats, LiveSource
 from probe.meter.counters import Counters
-from probe.meter.live import meter_live
-from probe.meter.live_workers import meter_workers
+from probe.meter.live_workers import meter_capture
 from probe.meter.sampling import SamplingConfig
 from probe.meter.warmup import load_kernels
 from spanflow.api import Flows, _configs, _stats
@@ -37,7 +37,6 @@ from spanflow.api import Flows, _configs, _stats
 QUEUE_DEPTH = (
     64  # batches ahead of the consumer; past it the rings fill and the kernel counts drops
 )
-BACKENDS = ("afpacket", "pcap")
 
 
 class LiveFlows:
@@ -47,22 +46,17 @@ class LiveFlows:
         self, live: LiveConfig, backend: str, workers: int, duration: float | None,
         cache_and_sampling: tuple[CacheConfig, SamplingConfig],
     ) -> None:  # fmt: skip
-        if backend not in BACKENDS:
-            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if workers > 1 and backend != "afpacket":
-            raise ConfigError("workers > 1 needs the afpacket backend")
+        if backend not in list(Backend):
+            raise ConfigError(f"backend must be one of {', '.join(Backend)}, got {backend!r}")
         config, sampling = cache_and_sampling
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._batches: queue.Queue[EndedRecords | tuple[Counters, CaptureStats] | BaseException]
         self._batches = queue.Queue(QUEUE_DEPTH)
         self._done = False
-        load_kernels(config, readers=False, ring=backend == "afpacket")
-        sources: list[RingCapture] | LiveSource
-        if workers > 1:
-            sources = open_fanout(live, workers)
-        else:
-            sources = RingCapture(live) if backend == "afpacket" else LiveCapture(live)
+        check_workers(Backend(backend), workers)
+        load_kernels(config, readers=False, ring=backend == Backend.AFPACKET)
+        sources = open_live(live, Backend(backend), workers)
         self._thread = threading.Thread(
             target=self._run, args=(sources, config, sampling), name="spanflow-capture",
             daemon=True,
@@ -74,24 +68,18 @@ class LiveFlows:
             timer.start()
 
     def _run(
-        self, sources: list[RingCapture] | LiveSource, config: CacheConfig, sampling: SamplingConfig
+        self, sources: LiveSource | list[RingCapture], config: CacheConfig, sampling: SamplingConfig
     ) -> None:
         try:
-            if isinstance(sources, list):
-                result = meter_workers(
-                    sources, config, self._batches.put, self._stop, sampling,
-                    on_started=self._ready.set,
-                )  # fmt: skip
-                self._batches.put((result.counters, result.stats))
-                return
-            try:
-                self._ready.set()
-                counters = meter_live(sources, config, self._batches.put, self._stop, sampling)
-                self._batches.put((counters, sources.stats()))
-            finally:
-                sources.close()
+            counters, stats, _ = meter_capture(
+                sources, config, self._batches.put, self._stop, sampling,
+                on_started=self._ready.set,
+            )  # fmt: skip
+            self._batches.put((counters, stats))
         except BaseException as exc:  # handed to the consumer
             self._batches.put(exc)
+        finally:
+            close_live(sources)
 
     def wait_ready(self, timeout_s: float = 30.0) -> bool:
         """Whether frames are being captured (workers forked and let in) within ``timeout_s``."""

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,25 +24,15 @@ from probe.cli.endpoints import parse_endpoint
 from probe.cli.errors import errors_exit
 from probe.cli.export import DEFAULT_PACE, ExportFormat, ExportOptions, fan_out, open_session
 from probe.cli.metrics import ProbeMetrics, serve_metrics
-from probe.live.afpacket import RingCapture, open_fanout
-from probe.live.pcap import LiveCapture, LiveConfig
-from probe.live.source import CaptureStats, LiveSource
+from probe.live.backends import DEFAULT_BACKEND, Backend, check_workers, close_live, open_live
+from probe.live.pcap import LiveConfig
+from probe.live.source import CaptureStats
 from probe.meter.counters import Counters, RecordSink, end_reason_counts
-from probe.meter.live import meter_live
-from probe.meter.live_workers import WorkerState, meter_workers, total_counters, total_stats
+from probe.meter.live_workers import WorkerState, meter_capture, total_counters, total_stats
 from probe.meter.sampling import SamplingConfig, SamplingMode
 from probe.meter.warmup import load_kernels
 
 log = logging.getLogger("spanflow")
-MAX_WORKERS = 64
-
-
-class Backend(StrEnum):
-    AFPACKET = "afpacket"
-    PCAP = "pcap"
-
-
-DEFAULT_BACKEND = Backend.AFPACKET if sys.platform.startswith("linux") else Backend.PCAP
 
 
 def exclude_exports(bpf_filter: str, collectors: list[str]) -> str:
@@ -156,10 +145,7 @@ def capture(
         live = LiveConfig(
             interface, exclude_exports(bpf_filter, collectors), snaplen, promisc, buffer_mib
         )
-        if not 1 <= workers <= MAX_WORKERS:
-            raise ConfigError(f"--workers must be 1 to {MAX_WORKERS}, got {workers}")
-        if workers > 1 and backend is not Backend.AFPACKET:
-            raise ConfigError("--workers needs --backend afpacket")
+        check_workers(backend, workers)
         metrics_at = parse_endpoint(metrics) if metrics is not None else None
         with ExitStack() as stack:
             session, _ = open_session(export, sampling_config, boot_ns=time.time_ns())
@@ -182,29 +168,13 @@ def capture(
                 signal.signal(signum, lambda *_: stop.set())
             signal.signal(signal.SIGUSR1, lambda *_: ticker.request())
             load_kernels(cache, readers=False, ring=backend is Backend.AFPACKET)
-            if workers == 1:
-                source: LiveSource = (
-                    RingCapture(live) if backend is Backend.AFPACKET else LiveCapture(live)
-                )
-                stack.callback(source.close)
-                if user is not None:
-                    drop_privileges(user)
-                started()
-                counters = meter_live(
-                    source, cache, fan_out(sinks), stop, sampling_config, on_tick=ticker.tick
-                )
-                stats, per_worker = source.stats(), []
-            else:
-                rings = open_fanout(live, workers)
-                for ring in rings:
-                    stack.callback(ring.close)
-                if user is not None:
-                    drop_privileges(user)
-                result = meter_workers(
-                    rings, cache, fan_out(sinks), stop, sampling_config,
-                    on_tick=ticker.tick_workers, on_started=started,
-                )  # fmt: skip
-                counters, stats, per_worker = result.counters, result.stats, result.workers
+            sources = open_live(live, backend, workers)
+            stack.callback(close_live, sources)
+            if user is not None:
+                drop_privileges(user)
+            counters, stats, per_worker = meter_capture(
+                sources, cache, fan_out(sinks), stop, sampling_config, ticker.tick, started
+            )
             send_errors = session.send_errors()  # while its sockets are open
     if not quiet:
         summary(counters, stats, per_worker)
@@ -248,22 +218,18 @@ class StatsTicker:
             self.asked, self.since_s = False, 0.0
         return due
 
-    def tick(self, counters: Counters, stats: CaptureStats, open_flows: int) -> None:
-        self.metrics.update(0, stats, counters, open_flows)
-        if self._due():
-            log.info(statistics_line(counters, stats, open_flows))
-
-    def tick_workers(self, workers: list[WorkerState]) -> None:
+    def tick(self, workers: list[WorkerState]) -> None:
         for worker in workers:
             self.metrics.update(worker.index, worker.stats, worker.counters, worker.open_flows)
-        if self._due():
-            counters = total_counters([worker.counters for worker in workers])
-            stats = total_stats([worker.stats for worker in workers])
-            log.info(statistics_line(counters, stats, sum(w.open_flows for w in workers)))
-            for worker in workers:
-                log.info(f"worker {worker.index}: " + statistics_line(
-                    worker.counters, worker.stats, worker.open_flows
-                ))  # fmt: skip
+        if not self._due():
+            return
+        counters = total_counters([worker.counters for worker in workers])
+        stats = total_stats([worker.stats for worker in workers])
+        log.info(statistics_line(counters, stats, sum(w.open_flows for w in workers)))
+        for worker in workers if len(workers) > 1 else []:
+            log.info(f"worker {worker.index}: " + statistics_line(
+                worker.counters, worker.stats, worker.open_flows
+            ))  # fmt: skip
 
 
 def statistics_line(counters: Counters, stats: CaptureStats, open_flows: int) -> str:

@@ -31,7 +31,7 @@ from cache.config import CacheConfig
 from core.errors import SpanflowError
 from core.records import EndedRecords
 from probe.live.afpacket import RingCapture
-from probe.live.source import CaptureStats
+from probe.live.source import CaptureStats, LiveSource
 from probe.meter.counters import Counters, RecordSink
 from probe.meter.live import TICK_S, meter_live
 from probe.meter.sampling import SamplingConfig
@@ -274,3 +274,34 @@ def _exit_reason(worker: WorkerState, exitcode: int | None) -> str:
 def _signal(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
+
+
+def meter_capture(
+    sources: LiveSource | list[RingCapture],
+    config: CacheConfig,
+    on_records: RecordSink,
+    stop: threading.Event,
+    sampling: SamplingConfig,
+    on_tick: Callable[[list[WorkerState]], None] | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> tuple[Counters, CaptureStats, list[WorkerState]]:
+    """Meter what ``probe.live.backends.open_live`` opened: here, or by one worker per ring.
+
+    Returns the run's counters, the capture's statistics and the workers
+    (none when metered in this process). ``on_tick`` gets the latest reports
+    about once a second, a one-element list in this process.
+    """
+    if isinstance(sources, list):
+        result = meter_workers(sources, config, on_records, stop, sampling, on_tick, on_started)
+        return result.counters, result.stats, result.workers
+    here = WorkerState(0, os.getpid())
+
+    def tick(counters: Counters, stats: CaptureStats, open_flows: int) -> None:
+        here.counters, here.stats, here.open_flows = counters, stats, open_flows
+        if on_tick is not None:
+            on_tick([here])
+
+    if on_started is not None:
+        on_started()
+    counters = meter_live(sources, config, on_records, stop, sampling, tick)
+    return counters, sources.stats(), []
