@@ -11,11 +11,13 @@ import numpy.typing as npt
 from cache import kernel
 from cache.adopt import adopt_records
 from cache.config import CacheConfig
+from core.columns import widened
 from core.packets import PacketTable
 from core.records import EndedRecords, EndReason, RecordTable
 
 OUT_ROW = np.dtype(
-    [(name, dtype) for name, dtype in EndedRecords.DTYPES.items()] + [("root", np.int64)]
+    [(name, dtype) for name, dtype in EndedRecords.DTYPES.items() if name != "attrs"]
+    + [("root", np.int64)]
 )
 NO_CHAINS = np.empty((0, 2), np.int64)
 NO_JOINED = np.empty(0, np.int64)
@@ -50,6 +52,9 @@ class FlowCache:
         self.lru = np.full((config.max_flows, 2), kernel.NO_SLOT, np.int32)
         self.table = np.full(_table_size(config.max_flows), kernel.NO_SLOT, np.int64)
         self.free = np.arange(config.max_flows - 1, -1, -1, dtype=np.int32)
+        width = config.attribute_width
+        self.attrs = np.zeros((config.max_flows if width else 0, width), np.uint64)
+        self._out_attrs = np.zeros((0, width), np.uint64)
         self.state = np.array(
             [kernel.NO_SLOT, kernel.NO_SLOT, 0, config.max_flows, kernel.CLOCK_START, 0, 0],
             np.int64,
@@ -71,12 +76,23 @@ class FlowCache:
     @property
     def state_bytes_per_flow(self) -> float:
         """Bytes of cache state per record the cache can hold."""
-        arrays = (self.flows, self.lru, self.table, self.free, self.state)
+        arrays = (self.flows, self.lru, self.table, self.free, self.state, self.attrs)
         total = sum(array.nbytes for array in arrays)
         return total / self.config.max_flows
 
     def _out(self, rows: int) -> np.ndarray:
+        self._out_attrs = np.empty((rows, self.config.attribute_width), np.uint64)
         return np.empty(rows, OUT_ROW)
+
+    @property
+    def _attrs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The kernels' attribute pair: the pool's words and the rows out (see ``kernel``)."""
+        return self.attrs, self._out_attrs
+
+    def _keep_freed(self, top: int, n_out: int) -> None:
+        """Attribute words of the ``n_out`` records a kernel just ended, all from the LRU head."""
+        if self.config.attributes:
+            kernel.keep_freed_attributes(self.attrs, self._out_attrs, self.free, top, 0, n_out)
 
     @property
     def tracks_chains(self) -> bool:
@@ -85,7 +101,9 @@ class FlowCache:
     def _records(self, out: np.ndarray, n_out: int) -> EndedRecords:
         if self.tracks_chains:
             self.ended_root = out["root"][:n_out].copy()
-        return EndedRecords(**{name: out[name][:n_out].copy() for name in EndedRecords.DTYPES})
+        names = [name for name in (OUT_ROW.names or ()) if name != "root"]
+        columns = {name: out[name][:n_out].copy() for name in names}
+        return EndedRecords(**columns, attrs=self._out_attrs[:n_out].copy())
 
     def update(
         self, packets: PacketTable, clock_ns: npt.NDArray[np.int64] | None = None
@@ -106,7 +124,9 @@ class FlowCache:
             packets.proto, packets.tos, packets.tcp_flags, packets.ip_len,
             packets.ifindex, packets.vlan,
             self.config.inactive_ns, self.config.active_ns, self.config.key_vlan,
-            self.chains, self.joined,
+            self.config.key_mac,
+            self.chains, self.joined, widened(packets.attrs, self.config.attribute_width),
+            *self._attrs,
         )  # fmt: skip
         return self._records(out, n_out)
 
@@ -114,10 +134,12 @@ class FlowCache:
         """Advance the clock (live idle tick) and return the records that went idle."""
         self.state[kernel.CLOCK] = max(self.clock_ns, clock_ns)
         out = self._out(self.open_flows)
+        top = int(self.state[kernel.FREE_TOP])
         n_out = kernel.expire_idle(
             self.flows, self.lru, self.table, self.free, self.state, out, 0,
             self.config.inactive_ns, self.chains,
         )  # fmt: skip
+        self._keep_freed(top, n_out)
         return self._records(out, n_out)
 
     def reset(self) -> None:
@@ -144,16 +166,20 @@ class FlowCache:
             if name in (kernel.FLOW_SLOT.names or ()):
                 rows[name] = getattr(records, name)
         adopt_records(
-            self.flows, self.lru, self.table, self.free, self.state, rows, self.config.key_vlan
-        )
+            self.flows, self.lru, self.table, self.free, self.state, rows, self.config.key_vlan,
+            self.config.key_mac,
+            self.attrs, widened(records.attrs, self.config.attribute_width),
+        )  # fmt: skip
         self.state[kernel.CLOCK] = max(self.clock_ns, clock_ns)
 
     def flush(self, now_ns: int | None = None) -> EndedRecords:
         """End every open record (end of input or shutdown), leaving at ``now_ns`` if later."""
         out = self._out(self.open_flows)
         export_ns = max(self.clock_ns, now_ns) if now_ns is not None else self.clock_ns
+        top = int(self.state[kernel.FREE_TOP])
         n_out = kernel.flush_all(
             self.flows, self.lru, self.table, self.free, self.state, out,
             int(EndReason.FORCED), export_ns, self.chains,
         )  # fmt: skip
+        self._keep_freed(top, n_out)
         return self._records(out, n_out)

@@ -44,3 +44,16 @@ def hash_keys(  # type: ignore[no-untyped-def]
             sport[p], dport[p], proto[p], tos[p], ifindex[p], key_vlan_id,
         )  # fmt: skip
     return hashes
+
+
+@njit(cache=True, inline="always")
+def with_macs(h: np.uint64, src_mac: np.uint64, dst_mac: np.uint64) -> np.uint64:
+    """A key hash with the MAC addresses mixed in (``--key-mac``)."""
+    return _mix(_mix(h, src_mac), dst_mac)
+
+
+@njit(cache=True, nogil=True)
+def mix_macs(hashes, src_mac, dst_mac):  # type: ignore[no-untyped-def]
+    """Mix each row's MACs into its key hash, in place."""
+    for p in range(len(hashes)):
+        hashes[p] = with_macs(hashes[p], src_mac[p], dst_mac[p])

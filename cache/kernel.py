@@ -30,6 +30,13 @@ idle (``last + inactive + 1``) when the clock has passed that, so a record
 never leaves more than the inactive timeout after its last packet, however
 long the gap in the input that revealed it.
 
+``pool_attrs`` holds each open record's attribute words (``max_flows`` rows,
+its first packet's, copied from ``packet_attrs`` when it opens); an ended
+record's go to its row of ``out_attrs``. Both are 0 words wide when records
+carry none, and only ``meter_packets`` copies them (the helpers stay as
+they were: records that ``expire_idle`` ends are found on the free stack,
+which holds their slots in the order they ended).
+
 ``state`` holds the scalars: head, tail, open count, free-stack top, clock,
 the most records ever open at once, and the next record serial.
 
@@ -48,7 +55,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from cache.hashing import hash_keys
+from cache.hashing import hash_keys, mix_macs
 from cache.prefetch import prefetch as _prefetch
 
 FLOW_SLOT = np.dtype(
@@ -77,6 +84,7 @@ HEAD, TAIL, N_OPEN, FREE_TOP, CLOCK, PEAK_OPEN, NEXT_SERIAL = 0, 1, 2, 3, 4, 5, 
 STATE_SIZE = 7
 SERIAL, ROOT = 0, 1  # columns of ``chains``
 PREV, NEXT = 0, 1
+SRC_MAC, DST_MAC = 0, 1  # core.attributes words a --key-mac key compares
 NO_SLOT = -1
 TAG_MASK = np.uint64(0x7FFFFFFF)  # hash bits kept in a table entry; covers any table mask
 _IDX_MASK = np.int64(0xFFFFFFFF)
@@ -200,6 +208,22 @@ def _end_record(flows, lru, table, free, state, out, n_out, idx, reason, export_
 
 
 @njit(cache=True, inline="always")
+def _same_macs(pool_attrs, idx, packet_attrs, p):  # type: ignore[no-untyped-def]
+    return (
+        pool_attrs[idx, SRC_MAC] == packet_attrs[p, SRC_MAC]
+        and pool_attrs[idx, DST_MAC] == packet_attrs[p, DST_MAC]
+    )
+
+
+@njit(cache=True, nogil=True)
+def keep_freed_attributes(pool_attrs, out_attrs, free, top, first_row, n_out):  # type: ignore[no-untyped-def]
+    """The attribute words of rows ``first_row`` .. ``n_out - 1``, which records ended while
+    the free stack grew from ``top``: the stack holds their slots in the order they ended."""
+    for k in range(n_out - first_row):
+        out_attrs[first_row + k, :] = pool_attrs[free[top + k], :]
+
+
+@njit(cache=True, inline="always")
 def _idle_since(last_ns, inactive_ns, clock):  # type: ignore[no-untyped-def]
     """When a record last updated at ``last_ns`` went idle, if the clock has passed that."""
     return min(clock, last_ns + inactive_ns + 1)
@@ -253,8 +277,12 @@ def meter_packets(  # type: ignore[no-untyped-def]
     inactive_ns,
     active_ns,
     key_vlan,
+    key_mac,
     chains,
     joined,
+    packet_attrs,
+    pool_attrs,
+    out_attrs,
 ):
     """Apply the flow rules to every packet in order; return the number of ended records.
 
@@ -267,9 +295,12 @@ def meter_packets(  # type: ignore[no-untyped-def]
     n_out = 0
     n = len(ts_ns)
     track = len(joined) > 0
+    carry_attrs = pool_attrs.shape[1] > 0
     hashes = hash_keys(
         version, src_hi, src_lo, dst_hi, dst_lo, sport, dport, proto, tos, ifindex, vlan, key_vlan
     )
+    if key_mac:
+        mix_macs(hashes, packet_attrs[:, SRC_MAC], packet_attrs[:, DST_MAC])
     for p in range(n):
         # Table slots are prefetched two steps ahead, then the pool rows they point at.
         if p + 2 * PREFETCH_AHEAD < n:
@@ -285,7 +316,10 @@ def meter_packets(  # type: ignore[no-untyped-def]
         clock = state[CLOCK]
         head = state[HEAD]
         if head >= 0 and flows[head]["last_ns"] + inactive_ns < clock:
+            top, before = state[FREE_TOP], n_out
             n_out = expire_idle(flows, lru, table, free, state, out, n_out, inactive_ns, chains)
+            if carry_attrs:
+                keep_freed_attributes(pool_attrs, out_attrs, free, top, before, n_out)
         if version[p] == 0:
             if track:
                 joined[p] = -1
@@ -311,6 +345,7 @@ def meter_packets(  # type: ignore[no-untyped-def]
                     and f["version"] == version[p]
                     and f["ifindex"] == ifindex[p]
                     and (not key_vlan or f["vlan"] == vlan[p])
+                    and (not key_mac or _same_macs(pool_attrs, entry & _IDX_MASK, packet_attrs, p))
                 ):
                     idx = entry & _IDX_MASK
                     break
@@ -326,6 +361,8 @@ def meter_packets(  # type: ignore[no-untyped-def]
                 n_out = _end_record(
                     flows, lru, table, free, state, out, n_out, idx, IDLE, left, chains
                 )
+                if carry_attrs:
+                    out_attrs[n_out - 1, :] = pool_attrs[idx, :]
                 idx = NO_SLOT
                 table_changed = True
             elif age_ns > active_ns:  # rule 3
@@ -334,6 +371,8 @@ def meter_packets(  # type: ignore[no-untyped-def]
                 n_out = _end_record(
                     flows, lru, table, free, state, out, n_out, idx, ACTIVE, clock, chains
                 )
+                if carry_attrs:
+                    out_attrs[n_out - 1, :] = pool_attrs[idx, :]
                 idx = NO_SLOT
                 table_changed = True
         if idx >= 0:  # rule 4
@@ -350,10 +389,12 @@ def meter_packets(  # type: ignore[no-untyped-def]
                 _lru_append(lru, state, idx)
         else:  # rule 1
             if state[N_OPEN] >= capacity:
+                head = state[HEAD]
                 n_out = _end_record(
-                    flows, lru, table, free, state, out, n_out, state[HEAD], CACHE_FULL, clock,
-                    chains,
-                )  # fmt: skip
+                    flows, lru, table, free, state, out, n_out, head, CACHE_FULL, clock, chains
+                )
+                if carry_attrs:
+                    out_attrs[n_out - 1, :] = pool_attrs[head, :]
                 table_changed = True
             if table_changed:
                 # Deletions may have shifted the probe run: find the first empty slot again.
@@ -379,6 +420,8 @@ def meter_packets(  # type: ignore[no-untyped-def]
             f["packets"] = 1
             f["octets"] = ip_len[p]
             f["tcp_flags"] = tcp_flags[p]
+            if carry_attrs:
+                pool_attrs[idx, :] = packet_attrs[p, :]
             _lru_append(lru, state, idx)
             if track:
                 serial = state[NEXT_SERIAL]
@@ -391,4 +434,6 @@ def meter_packets(  # type: ignore[no-untyped-def]
             n_out = _end_record(
                 flows, lru, table, free, state, out, n_out, idx, END_OF_FLOW, clock, chains
             )
+            if carry_attrs:
+                out_attrs[n_out - 1, :] = pool_attrs[idx, :]
     return n_out

@@ -14,7 +14,9 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from cache.hashing import hash_keys
+from cache.hashing import hash_keys, mix_macs
+from core.attributes import ATTRIBUTE_WORDS, DST_MAC, SRC_MAC
+from core.columns import widened
 from core.records import RecordTable
 
 KEY_FIELDS = (
@@ -27,7 +29,7 @@ class KeyColumns:
     """The key columns of some rows of a table, for ``key_ids`` without copying the rest."""
 
     def __init__(self, table: Any, rows: npt.NDArray[np.int64]) -> None:
-        for name in KEY_FIELDS:
+        for name in (*KEY_FIELDS, "attrs"):
             setattr(self, name, getattr(table, name)[rows])
         self._rows = len(rows)
 
@@ -35,10 +37,13 @@ class KeyColumns:
         return self._rows
 
 
-def key_ids(tables: list[Any], key_vlan: bool) -> list[npt.NDArray[np.int64]]:
+def key_ids(
+    tables: list[Any], key_vlan: bool, key_mac: bool = False
+) -> list[npt.NDArray[np.int64]]:
     """A number per row naming its key, shared across ``tables`` (PacketTable or RecordTable).
 
     Ids are dense (0 .. keys - 1), numbered in order of first appearance.
+    With ``key_mac`` the MAC attribute words are part of the key.
     """
     if not tables:
         return []
@@ -49,15 +54,21 @@ def key_ids(tables: list[Any], key_vlan: bool) -> list[npt.NDArray[np.int64]]:
     if not key_vlan:
         columns[-1] = np.zeros_like(columns[-1])
     hashes = hash_keys(*columns, key_vlan)  # type: ignore[call-arg]
-    ids = _number_keys(hashes, *columns)
+    macs = [np.zeros(len(hashes), np.uint64)] * 2
+    if key_mac:
+        words = np.concatenate([widened(t.attrs, ATTRIBUTE_WORDS) for t in tables])
+        macs = [words[:, SRC_MAC].copy(), words[:, DST_MAC].copy()]
+        mix_macs(hashes, *macs)
+    ids = _number_keys(hashes, *columns, *macs)
     bounds = np.cumsum([0, *(len(t) for t in tables)])
     return [ids[bounds[i] : bounds[i + 1]] for i in range(len(tables))]
 
 
 @njit(cache=True, nogil=True)
 def _number_keys(  # type: ignore[no-untyped-def]
-    hashes, version, src_hi, src_lo, dst_hi, dst_lo, sport, dport, proto, tos, ifindex, vlan
-):
+    hashes, version, src_hi, src_lo, dst_hi, dst_lo, sport, dport, proto, tos, ifindex, vlan,
+    src_mac, dst_mac,
+):  # fmt: skip
     n = len(hashes)
     size = 1
     while size < 2 * n:
@@ -89,6 +100,8 @@ def _number_keys(  # type: ignore[no-untyped-def]
                 and version[j] == version[i]
                 and ifindex[j] == ifindex[i]
                 and vlan[j] == vlan[i]
+                and src_mac[j] == src_mac[i]
+                and dst_mac[j] == dst_mac[i]
             ):
                 ids[i] = ids[j]
                 break

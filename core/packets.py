@@ -81,7 +81,8 @@ class PacketTable(ColumnTable):
     - ``ip_len`` uint32 octets at the IP layer (IPv4 total length, IPv6
       40 + payload length);
     - ``ifindex`` uint32; ``vlan`` uint16 outermost 802.1Q/ad VLAN id, 0 if none;
-    - ``reason`` uint8 ``DecodeReason``.
+    - ``reason`` uint8 ``DecodeReason``;
+    - ``attrs`` uint64, rows of ``core.attributes`` words (0 wide unless asked for).
     """
 
     ts_ns: npt.NDArray[np.int64]
@@ -99,7 +100,9 @@ class PacketTable(ColumnTable):
     ifindex: npt.NDArray[np.uint32]
     vlan: npt.NDArray[np.uint16]
     reason: npt.NDArray[np.uint8]
+    attrs: npt.NDArray[np.uint64]
 
+    WIDE: ClassVar[frozenset[str]] = frozenset({"attrs"})
     DTYPES: ClassVar[dict[str, type]] = {
         "ts_ns": np.int64,
         "version": np.uint8,
@@ -116,4 +119,5 @@ class PacketTable(ColumnTable):
         "ifindex": np.uint32,
         "vlan": np.uint16,
         "reason": np.uint8,
+        "attrs": np.uint64,
     }

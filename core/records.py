@@ -31,7 +31,8 @@ class RecordTable(ColumnTable):
     since the epoch), ``packets >= 1``, ``octets`` is the sum of IP-layer
     lengths, ``tcp_flags`` the OR over the record's packets, ``end_reason`` an
     ``EndReason`` value. ``vlan`` is the first packet's VLAN id unless VLAN is
-    part of the key.
+    part of the key; so are ``attrs`` (``core.attributes`` words, 0 wide unless
+    asked for).
     """
 
     version: npt.NDArray[np.uint8]
@@ -51,7 +52,9 @@ class RecordTable(ColumnTable):
     octets: npt.NDArray[np.uint64]
     tcp_flags: npt.NDArray[np.uint8]
     end_reason: npt.NDArray[np.uint8]
+    attrs: npt.NDArray[np.uint64]
 
+    WIDE: ClassVar[frozenset[str]] = frozenset({"attrs"})
     DTYPES: ClassVar[dict[str, type]] = {
         "version": np.uint8,
         "src_hi": np.uint64,
@@ -70,6 +73,7 @@ class RecordTable(ColumnTable):
         "octets": np.uint64,
         "tcp_flags": np.uint8,
         "end_reason": np.uint8,
+        "attrs": np.uint64,
     }
 
 

@@ -17,10 +17,24 @@ from typing import Any
 
 import numpy as np
 
+from core.attributes import (
+    ATTRIBUTE_WORDS,
+    MAC_BITS,
+    MPLS_BITS,
+    OUTER_VERSION,
+    VLAN_BITS,
+    FieldGroup,
+)
+from core.columns import widened
 from core.errors import ConfigError
 from core.records import RecordTable
 from exporter import text_kernel as tk
-from exporter.flowfile import FIELDS, REASON_NAMES
+from exporter.flowfile import (
+    REASON_NAMES,
+    AttributeColumn,
+    attribute_columns,
+    flow_columns,
+)
 
 INTEGER_FIELDS = ("sport", "dport", "proto", "tos", "tcp_flags", "packets", "octets", "ifindex",
                   "vlan")  # fmt: skip
@@ -35,8 +49,11 @@ def optional(module: str, install: str = "'spanflow[arrow]'") -> ModuleType:
         raise ConfigError(f"{name} is not installed: pip install {install}") from exc
 
 
-def arrow_table(records: RecordTable) -> Any:
-    """A pyarrow Table of ``records`` with the flow file's columns, in its order."""
+def arrow_table(records: RecordTable, groups: frozenset[FieldGroup] = frozenset()) -> Any:
+    """A pyarrow Table of ``records`` with the flow file's columns, in its order.
+
+    ``groups``' attribute columns follow (``--fields``); null where a record has none.
+    """
     pa = optional("pyarrow")
     timestamp = pa.timestamp("ns", tz="UTC")
     columns = {
@@ -49,7 +66,34 @@ def arrow_table(records: RecordTable) -> Any:
         ),
     }
     columns |= {name: pa.array(getattr(records, name)) for name in INTEGER_FIELDS}
-    return pa.table({name: columns[name] for name in FIELDS})
+    words = widened(records.attrs, ATTRIBUTE_WORDS) if groups else records.attrs
+    for column in attribute_columns(groups):
+        columns[column.name] = _attribute(pa, column, words)
+    return pa.table({name: columns[name] for name in flow_columns(groups)})
+
+
+def _attribute(pa: Any, column: AttributeColumn, words: np.ndarray) -> Any:
+    """One attribute column: numbers for VLAN ids and MPLS labels, else text; null if absent."""
+    value = words[:, column.word]
+    if column.kind in (tk.OUTER_SRC, tk.OUTER_DST):
+        present = words[:, OUTER_VERSION] != 0
+    else:
+        bits = {tk.MAC: MAC_BITS, tk.VLAN_ID: VLAN_BITS, tk.MPLS_LABEL: MPLS_BITS}[column.kind]
+        present = (value >> np.uint64(bits)) != 0
+    if column.kind == tk.VLAN_ID:
+        return pa.array((value & np.uint64(0x0FFF)).astype(np.uint16), mask=~present)
+    if column.kind == tk.MPLS_LABEL:
+        label = (value >> np.uint64(4)) & np.uint64(0xFFFFF)
+        return pa.array(label.astype(np.uint32), mask=~present)
+    n = len(words)
+    out = np.empty(n * 39 + 1, np.uint8)
+    offsets = np.empty(n + 1, np.int32)
+    size = tk.format_attributes(column.kind, np.ascontiguousarray(words), column.word, out, offsets)
+    validity = pa.array(present).buffers()[1]
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(out[:size].tobytes()), validity,
+        int((~present).sum()),
+    )  # fmt: skip
 
 
 def _addresses(pa: Any, version: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import IO, Any
 
+from core.attributes import FieldGroup
 from core.errors import ExportError
 from core.records import RecordTable
 from exporter.arrow import arrow_table, optional
@@ -18,10 +19,16 @@ from exporter.arrow import arrow_table, optional
 class ArrowStreamWriter:
     """``write`` records, ``close``; memory is one batch."""
 
-    def __init__(self, path: str, stdout: IO[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        stdout: IO[bytes] | None = None,
+        groups: frozenset[FieldGroup] = frozenset(),
+    ) -> None:
         self.path = path
+        self.groups = groups
         self._pa = optional("pyarrow")
-        schema = arrow_table(RecordTable.empty(0)).schema
+        schema = arrow_table(RecordTable.empty(0), groups).schema
         try:
             sink: Any = (
                 stdout if path == "-" and stdout is not None else self._pa.OSFile(path, "wb")
@@ -35,7 +42,7 @@ class ArrowStreamWriter:
         if len(records) == 0:
             return
         try:
-            for batch in arrow_table(records).to_batches():
+            for batch in arrow_table(records, self.groups).to_batches():
                 self._writer.write_batch(batch)
         except OSError as exc:
             raise ExportError(f"{self.path}: {exc}") from exc

@@ -10,6 +10,9 @@ from typing import IO, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from core import attributes
+from core.attributes import FieldGroup
+from core.columns import widened
 from core.errors import ExportError
 from core.records import EndReason, RecordTable
 from exporter import text_kernel as tk
@@ -29,22 +32,66 @@ def _packed(parts: list[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.i
 
 
 @dataclass(frozen=True)
+class AttributeColumn:
+    """A flow file column that ``--fields`` adds: its name, text kernel kind and word."""
+
+    name: str
+    kind: int
+    word: int = 0
+
+
+ATTRIBUTE_COLUMNS: dict[FieldGroup, tuple[AttributeColumn, ...]] = {
+    FieldGroup.VLAN: (AttributeColumn("inner_vlan", tk.VLAN_ID, attributes.INNER_VLAN),),
+    FieldGroup.MAC: (
+        AttributeColumn("src_mac", tk.MAC, attributes.SRC_MAC),
+        AttributeColumn("dst_mac", tk.MAC, attributes.DST_MAC),
+    ),
+    FieldGroup.MPLS: tuple(
+        AttributeColumn(f"mpls{k + 1}", tk.MPLS_LABEL, word)
+        for k, word in enumerate(attributes.MPLS_WORDS)
+    ),
+    FieldGroup.TUNNEL: (
+        AttributeColumn("outer_src", tk.OUTER_SRC),
+        AttributeColumn("outer_dst", tk.OUTER_DST),
+    ),
+}
+
+
+def attribute_columns(groups: frozenset[FieldGroup]) -> tuple[AttributeColumn, ...]:
+    """The columns ``groups`` add after ``FIELDS``, in ``FieldGroup`` order."""
+    return tuple(c for group in FieldGroup if group in groups for c in ATTRIBUTE_COLUMNS[group])
+
+
+def flow_columns(groups: frozenset[FieldGroup] = frozenset()) -> tuple[str, ...]:
+    """Every column of a flow file written with ``--fields`` ``groups``, in order."""
+    return FIELDS + tuple(column.name for column in attribute_columns(groups))
+
+
+@dataclass(frozen=True)
 class RowFormat:
-    """A text row layout resolved once: what to write before each field and after the row."""
+    """A text row layout resolved once: what to write before each field and after the row.
+
+    Attribute columns quote their own text (``quote``) and write ``absent``
+    when a record has no such value.
+    """
 
     header: bytes
     prefixes: list[bytes]
     row_end: bytes
+    extra: tuple[AttributeColumn, ...] = ()
+    quote: bool = False
+    absent: bytes = b""
 
     @classmethod
-    def csv(cls) -> RowFormat:
-        prefixes = [b""] + [b","] * (len(FIELDS) - 1)
-        return cls((",".join(FIELDS) + "\n").encode(), prefixes, b"\n")
+    def csv(cls, groups: frozenset[FieldGroup] = frozenset()) -> RowFormat:
+        names = flow_columns(groups)
+        prefixes = [b""] + [b","] * (len(names) - 1)
+        return cls((",".join(names) + "\n").encode(), prefixes, b"\n", attribute_columns(groups))
 
     @classmethod
-    def jsonl(cls) -> RowFormat:
+    def jsonl(cls, groups: frozenset[FieldGroup] = frozenset()) -> RowFormat:
         prefixes, previous_text = [], False
-        for index, name in enumerate(FIELDS):
+        for index, name in enumerate(flow_columns(groups)):
             text = name in TEXT_FIELDS
             opener = b"{" if index == 0 else b","
             prefixes.append(
@@ -54,7 +101,8 @@ class RowFormat:
                 + (b'"' if text else b"")
             )
             previous_text = text
-        return cls(b"", prefixes, (b'"' if previous_text else b"") + b"}\n")
+        row_end = (b'"' if previous_text else b"") + b"}\n"
+        return cls(b"", prefixes, row_end, attribute_columns(groups), True, b"null")
 
     def render(self, records: RecordTable) -> bytes:
         n = len(records)
@@ -62,18 +110,25 @@ class RowFormat:
             return b""
         ints = np.column_stack([getattr(records, name).astype(np.int64) for name in INT_FIELDS])
         addrs = np.column_stack([records.src_hi, records.src_lo, records.dst_hi, records.dst_lo])
-        kinds = np.array([TEXT_FIELDS.get(name, tk.INT) for name in FIELDS], np.int64)
-        columns = np.array(
-            [INT_FIELDS.index(name) if name in INT_FIELDS else 0 for name in FIELDS], np.int64
+        kinds = np.array(
+            [TEXT_FIELDS.get(name, tk.INT) for name in FIELDS] + [c.kind for c in self.extra],
+            np.int64,
         )
+        columns = np.array(
+            [INT_FIELDS.index(name) if name in INT_FIELDS else 0 for name in FIELDS]
+            + [c.word for c in self.extra],
+            np.int64,
+        )
+        words = widened(records.attrs, attributes.ATTRIBUTE_WORDS if self.extra else 0)
         prefix_bytes, prefix_starts = _packed(self.prefixes)
         names, name_starts = _packed([name.encode() for name in REASON_NAMES])
         row_bytes = sum(len(p) for p in self.prefixes) + len(self.row_end)
-        out = np.empty(n * (row_bytes + len(FIELDS) * tk.MAX_FIELD_BYTES), np.uint8)
+        out = np.empty(n * (row_bytes + len(kinds) * tk.MAX_FIELD_BYTES), np.uint8)
         size = tk.format_rows(
             ints, records.version, addrs, records.end_reason, kinds, columns,
             prefix_bytes, prefix_starts, np.frombuffer(self.row_end, np.uint8),
-            names, name_starts, out,
+            names, name_starts, np.ascontiguousarray(words), self.quote,
+            np.frombuffer(self.absent, np.uint8), out,
         )  # fmt: skip
         return out[:size].tobytes()
 
@@ -113,10 +168,14 @@ class FlowFileWriter:
     """
 
     def __init__(
-        self, path: str, stdout: IO[bytes] | None = None, row_format: FlowFileFormat | None = None
+        self,
+        path: str,
+        stdout: IO[bytes] | None = None,
+        row_format: FlowFileFormat | None = None,
+        groups: frozenset[FieldGroup] = frozenset(),
     ) -> None:
         self.path = path
-        self.format = ROW_FORMATS[file_format(path, row_format)]()
+        self.format = ROW_FORMATS[file_format(path, row_format)](groups)
         self.stream: IO[bytes]
         if path == "-" and stdout is not None:
             self.stream = stdout
@@ -162,9 +221,15 @@ class FlowSink(Protocol):
 
 
 def open_flow_file(
-    path: str, stdout: IO[bytes] | None = None, given: FlowFileFormat | None = None
+    path: str,
+    stdout: IO[bytes] | None = None,
+    given: FlowFileFormat | None = None,
+    groups: frozenset[FieldGroup] = frozenset(),
 ) -> FlowSink:
-    """The writer for ``path``: Parquet or an Arrow IPC stream (pyarrow), else text."""
+    """The writer for ``path``: Parquet or an Arrow IPC stream (pyarrow), else text.
+
+    ``groups``: the ``--fields`` columns to add after the standard ones.
+    """
     chosen = file_format(path, given)
     if chosen is FlowFileFormat.PARQUET:
         from exporter.parquet import ParquetFlowWriter  # pyarrow is optional
@@ -173,5 +238,5 @@ def open_flow_file(
     if chosen is FlowFileFormat.ARROW:
         from exporter.arrow_ipc import ArrowStreamWriter
 
-        return ArrowStreamWriter(path, stdout)
-    return FlowFileWriter(path, stdout, given)
+        return ArrowStreamWriter(path, stdout, groups)
+    return FlowFileWriter(path, stdout, given, groups)

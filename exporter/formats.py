@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from core.attributes import FieldGroup
 from core.errors import ConfigError
 from core.records import RecordTable
 
@@ -99,6 +100,7 @@ class ExportConfig:
     sampling_interval: int = 1  # 1-in-N; 1 = not sampling
     sampling_algorithm: SamplingAlgorithm = SamplingAlgorithm.DETERMINISTIC
     boot_ns: int = 0
+    fields: frozenset[FieldGroup] = frozenset()  # v9/IPFIX: what --fields adds to records
 
     def __post_init__(self) -> None:
         _check_range("source id", self.source_id, 0, MASK32)

@@ -16,6 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from core import attributes
+from core.attributes import FieldGroup
+from core.columns import widened
 from core.errors import ConfigError
 from core.records import RecordTable
 from exporter.formats import (
@@ -45,17 +48,40 @@ class Field:
 
     ``source`` is a RecordTable column, or src4/dst4/src6/dst6 (address
     halves), first/last (times in the version's encoding), icmp (the dport of
-    ICMP and ICMPv6 records, type * 256 + code, else 0), or "" (constant 0).
+    ICMP and ICMPv6 records, type * 256 + code, else 0), attrs (the low bytes
+    of attribute word ``word``, big-endian), or "" (constant 0).
     """
 
     name: str
     ie: int
     dtype: Any
     source: str = ""
+    word: int = 0
 
     @property
     def length(self) -> int:
         return int(np.dtype(self.dtype).itemsize)
+
+
+def _attribute(name: str, ie: int, octets: int, word: int) -> Field:
+    return Field(name, ie, ("u1", (octets,)), "attrs", word)
+
+
+# What --fields adds to both flow templates; the numbers are IPFIX's, which v9
+# collectors read too (IANA's registry continues RFC 3954's field types).
+# Tunnel endpoints have no information element: they go to flow files only.
+ATTRIBUTE_FIELDS: dict[FieldGroup, tuple[Field, ...]] = {
+    FieldGroup.VLAN: (_attribute("dot1qCustomerVlanId", 245, 2, attributes.INNER_VLAN),),
+    FieldGroup.MAC: (
+        _attribute("sourceMacAddress", 56, 6, attributes.SRC_MAC),
+        _attribute("destinationMacAddress", 80, 6, attributes.DST_MAC),
+    ),
+    FieldGroup.MPLS: tuple(
+        _attribute(f"mplsLabelStackSection{k + 1}", 70 + k, 3, word)
+        for k, word in enumerate(attributes.MPLS_WORDS)
+    ),
+    FieldGroup.TUNNEL: (),
+}
 
 
 class Layout:
@@ -67,6 +93,15 @@ class Layout:
         self.scope_count = scope_count
         self.dtype = np.dtype([(f.name, f.dtype) for f in fields])
         self.specs = np.array([(f.ie, f.length) for f in fields], FIELD_SPEC)
+
+    def with_fields(self, groups: frozenset[FieldGroup]) -> Layout:
+        """This layout with the fields of ``groups`` appended, in ``FieldGroup`` order."""
+        extra = [
+            field for group in FieldGroup if group in groups for field in ATTRIBUTE_FIELDS[group]
+        ]
+        if not extra:
+            return self
+        return Layout(self.template_id, (*self.fields, *extra), self.scope_count)
 
 
 def read_row(buffer: bytes, dtype: np.dtype, offset: int) -> tuple[int, ...]:
@@ -99,6 +134,10 @@ def fill(layout: Layout, records: RecordTable, times: dict[str, Any]) -> WireArr
             wire[field.name] = np.column_stack(pair)
         elif source == "icmp":
             wire[field.name] = np.where(np.isin(records.proto, ICMP_PROTOCOLS), records.dport, 0)
+        elif source == "attrs":
+            words = widened(records.attrs, attributes.ATTRIBUTE_WORDS)[:, field.word]
+            octets = words.astype(">u8").view(np.uint8).reshape(-1, 8)
+            wire[field.name] = octets[:, 8 - field.length :]
         elif source in times:
             wire[field.name] = times[source]
         elif source:
@@ -118,7 +157,7 @@ class TemplateExporter:
     HEADER: ClassVar[np.dtype]
     TEMPLATE_SET_ID: ClassVar[int]
     OPTIONS_SET_ID: ClassVar[int]
-    FLOW_LAYOUTS: ClassVar[tuple[Layout, Layout]]  # IPv4, IPv6
+    FLOW_LAYOUTS: ClassVar[tuple[Layout, Layout]]  # IPv4, IPv6, before ``config.fields``
 
     def __init__(self, config: ExportConfig | None = None) -> None:
         self.config = config = config or ExportConfig()
@@ -128,20 +167,21 @@ class TemplateExporter:
         self.data_records_sent = 0  # flow and options data records (IPFIX sequence)
         self._since_templates: int | None = None  # datagrams since the last template block
         self._templates_ns = 0
+        self.flow_layouts = tuple(layout.with_fields(config.fields) for layout in self.FLOW_LAYOUTS)
         options = self.options_layout()
         self.template_block = (
-            flowset(self.TEMPLATE_SET_ID, b"".join(map(template_record, self.FLOW_LAYOUTS)))
+            flowset(self.TEMPLATE_SET_ID, b"".join(map(template_record, self.flow_layouts)))
             + flowset(self.OPTIONS_SET_ID, self.options_template_record(options))
             + flowset(options.template_id, self.options_data(options).tobytes())
         )
-        self.template_records = len(self.FLOW_LAYOUTS) + 2  # templates, options template, data
+        self.template_records = len(self.flow_layouts) + 2  # templates, options template, data
         room = config.mtu - self.HEADER.itemsize - FLOWSET_HEADER.itemsize
         self._capacity = {
             layout.template_id: (
                 records_that_fit(room, layout),
                 records_that_fit(room - len(self.template_block), layout),
             )
-            for layout in self.FLOW_LAYOUTS
+            for layout in self.flow_layouts
         }
         if min(min(pair) for pair in self._capacity.values()) < 1:
             raise ConfigError(
@@ -169,7 +209,7 @@ class TemplateExporter:
         """Datagrams for ``records`` at export clock ``export_ns`` (IPv4 ones first)."""
         datagrams: list[bytes] = []
         is_v6 = records.version == 6
-        for layout, family in zip(self.FLOW_LAYOUTS, (~is_v6, is_v6), strict=True):
+        for layout, family in zip(self.flow_layouts, (~is_v6, is_v6), strict=True):
             if not family.any():
                 continue
             chosen = records.take(family)

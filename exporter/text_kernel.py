@@ -2,8 +2,11 @@
 
 A row is a sequence of fields; each field writes its ``prefix`` bytes and then
 its value. ``kind`` selects the value: an integer column, the source or
-destination address (dotted quad for IPv4, RFC 5952 text for IPv6), or the
-end-reason name.
+destination address (dotted quad for IPv4, RFC 5952 text for IPv6), the
+end-reason name, or an attribute word (``core.attributes``): a MAC address
+(aa:bb:cc:dd:ee:ff), a VLAN id, an MPLS label, an outer tunnel address.
+Text attributes are quoted when ``quote`` (JSON); an absent attribute
+writes ``absent`` instead (CSV: nothing, JSON: null).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import numpy as np
 from numba import njit
 
 INT, SRC_ADDR, DST_ADDR, REASON = 0, 1, 2, 3
+MAC, VLAN_ID, MPLS_LABEL, OUTER_SRC, OUTER_DST = 4, 5, 6, 7, 8
+OUTER_VERSION, OUTER_SRC_HI, OUTER_DST_HI = 6, 7, 9  # core.attributes word positions
 MAX_FIELD_BYTES = 48  # an IPv6 address is at most 39 characters, an int64 20
 HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 _FF = np.uint64(0xFF)
@@ -98,6 +103,47 @@ def _write_addr(out, pos, version, hi, lo):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
+def _write_attribute(out, pos, kind, words, word, quote, absent):  # type: ignore[no-untyped-def]
+    """One attribute of a row (``words``: the row's attribute words) at ``pos``."""
+    if kind == OUTER_SRC or kind == OUTER_DST:
+        present = words[OUTER_VERSION] != 0
+    elif kind == MAC:
+        present = (words[word] >> np.uint64(48)) != 0
+    elif kind == VLAN_ID:
+        present = (words[word] >> np.uint64(16)) != 0
+    else:
+        present = (words[word] >> np.uint64(24)) != 0
+    if not present:
+        for b in range(len(absent)):
+            out[pos] = absent[b]
+            pos += 1
+        return pos
+    if kind == VLAN_ID:
+        return _write_uint(out, pos, np.int64(words[word] & np.uint64(0x0FFF)))
+    if kind == MPLS_LABEL:
+        return _write_uint(out, pos, np.int64((words[word] >> np.uint64(4)) & np.uint64(0xFFFFF)))
+    if quote:
+        out[pos] = 34
+        pos += 1
+    if kind == MAC:
+        for k in range(6):
+            if k:
+                out[pos] = 58
+                pos += 1
+            octet = (words[word] >> np.uint64(40 - 8 * k)) & _FF
+            out[pos] = HEX[octet >> np.uint64(4)]
+            out[pos + 1] = HEX[octet & np.uint64(0x0F)]
+            pos += 2
+    else:
+        at = OUTER_SRC_HI if kind == OUTER_SRC else OUTER_DST_HI
+        pos = _write_addr(out, pos, words[OUTER_VERSION], words[at], words[at + 1])
+    if quote:
+        out[pos] = 34
+        pos += 1
+    return pos
+
+
+@njit(cache=True, nogil=True)
 def format_rows(  # type: ignore[no-untyped-def]
     ints,
     version,
@@ -110,6 +156,9 @@ def format_rows(  # type: ignore[no-untyped-def]
     row_end,
     names,
     name_starts,
+    words,
+    quote,
+    absent,
     out,
 ):
     """Write every row into ``out``; return the number of bytes written."""
@@ -126,6 +175,8 @@ def format_rows(  # type: ignore[no-untyped-def]
                 pos = _write_addr(out, pos, version[r], addrs[r, 0], addrs[r, 1])
             elif kind == DST_ADDR:
                 pos = _write_addr(out, pos, version[r], addrs[r, 2], addrs[r, 3])
+            elif kind >= MAC:
+                pos = _write_attribute(out, pos, kind, words[r], columns[f], quote, absent)
             else:
                 code = reason[r]
                 for b in range(name_starts[code], name_starts[code + 1]):
@@ -145,4 +196,16 @@ def format_addresses(version, hi, lo, out, offsets):  # type: ignore[no-untyped-
         offsets[r] = pos
         pos = _write_addr(out, pos, version[r], hi[r], lo[r])
     offsets[len(version)] = pos
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def format_attributes(kind, words, word, out, offsets):  # type: ignore[no-untyped-def]
+    """Each row's attribute as text (absent: empty), as ``format_addresses`` lays them out."""
+    pos = 0
+    absent = np.empty(0, np.uint8)
+    for r in range(len(words)):
+        offsets[r] = pos
+        pos = _write_attribute(out, pos, kind, words[r], word, False, absent)
+    offsets[len(words)] = pos
     return pos

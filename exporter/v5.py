@@ -33,6 +33,7 @@ from exporter.formats import (
     switched_to_ns,
     uptime_ms,
 )
+from exporter.templates import ATTRIBUTE_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,12 @@ class V5Exporter:
             raise ConfigError(
                 f"NetFlow v5 carries a sampling interval up to {SAMPLING_INTERVAL_MAX}, "
                 f"got {config.sampling_interval}"
+            )
+        on_wire = sorted(group.value for group in config.fields if ATTRIBUTE_FIELDS[group])
+        if on_wire:
+            raise ConfigError(
+                f"NetFlow v5 records have no room for --fields {','.join(on_wire)}: "
+                "use --format 9 or ipfix"
             )
         self.per_datagram = min(MAX_RECORDS, (config.mtu - V5_HEADER.itemsize) // 48)
         if self.per_datagram < 1:

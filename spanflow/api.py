@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cache.config import CacheConfig
+from core.attributes import FieldGroup, check_fields, parse_fields
 from core.errors import ConfigError
 from core.records import EndedRecords, RecordTable
 from exporter.arrow import arrow_table, optional
@@ -45,13 +46,14 @@ class Flows:
     records: RecordTable
     stats: dict[str, int] = field(default_factory=dict)
     damage: list[str] = field(default_factory=list)  # inputs that ended early, and where
+    fields: frozenset[FieldGroup] = frozenset()  # the flow file columns ``fields=`` added
 
     def __len__(self) -> int:
         return len(self.records)
 
     def to_arrow(self) -> Any:
         """A ``pyarrow.Table`` (needs pyarrow: ``pip install 'spanflow[arrow]'``)."""
-        return arrow_table(self.records)
+        return arrow_table(self.records, self.fields)
 
     def to_pandas(self) -> Any:
         """A ``pandas.DataFrame`` (needs pyarrow and pandas)."""
@@ -67,13 +69,21 @@ class Flows:
 def _configs(
     inactive: float, active: float, max_flows: int, key_vlan: bool,
     sampling: str, sampling_rate: int | None, seed: int, tunnels: str = "outer",
+    fields: frozenset[FieldGroup] = frozenset(), key_mac: bool = False,
 ) -> tuple[CacheConfig, SamplingConfig]:  # fmt: skip
     if tunnels not in ("outer", "inner"):
         raise ConfigError(f"tunnels must be 'outer' or 'inner', got {tunnels!r}")
+    check_fields(fields, tunnels == "inner")
     return (
-        CacheConfig(inactive, active, max_flows, key_vlan, tunnels == "inner"),
+        CacheConfig(
+            inactive, active, max_flows, key_vlan, tunnels == "inner", bool(fields), key_mac
+        ),
         SamplingConfig(SamplingMode(sampling), sampling_rate, seed),
     )
+
+
+def _field_groups(fields: str | Sequence[str]) -> frozenset[FieldGroup]:
+    return parse_fields(fields if isinstance(fields, str) else ",".join(fields))
 
 
 def _stats(counters: Counters) -> dict[str, int]:
@@ -97,7 +107,9 @@ def convert(
     active: float = 1800.0,
     max_flows: int = 65536,
     key_vlan: bool = False,
+    key_mac: bool = False,
     tunnels: str = "outer",
+    fields: str | Sequence[str] = (),
     sampling: str = "full",
     sampling_rate: int | None = None,
     seed: int = 0,
@@ -106,14 +118,18 @@ def convert(
     """Meter the captures (merged in time order) and return every record.
 
     ``jobs`` > 1 meters slices on that many processes, with the same records.
+    ``fields`` (any of "vlan", "mac", "mpls", "tunnel") adds the first
+    packet's L2 and tunnel attributes to each record, as ``--fields`` does.
     Raises ``core.errors.InputError`` for a capture that cannot be read and
     ``ConfigError`` for bad options; damage met later is in ``damage``, with
     every record read before it.
     """
     files = [str(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    groups = _field_groups(fields)
     config, sampling_config = _configs(
-        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed, tunnels
-    )
+        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed, tunnels, groups,
+        key_mac,
+    )  # fmt: skip
     parts: list[EndedRecords] = []
     if jobs > 1:
         if sampling_config.mode is not SamplingMode.FULL:
@@ -121,7 +137,8 @@ def convert(
         counters, _ = meter_in_parallel(files, config, parts.append, ParallelPlan(jobs))
     else:
         counters = meter_files(files, config, parts.append, sampling=sampling_config)
-    return Flows(EndedRecords.concat(parts).records(), _stats(counters), counters.damage)
+    records = EndedRecords.concat(parts).records()
+    return Flows(records, _stats(counters), counters.damage, groups)
 
 
 def stream(
@@ -131,7 +148,9 @@ def stream(
     active: float = 1800.0,
     max_flows: int = 65536,
     key_vlan: bool = False,
+    key_mac: bool = False,
     tunnels: str = "outer",
+    fields: str | Sequence[str] = (),
     sampling: str = "full",
     sampling_rate: int | None = None,
     seed: int = 0,
@@ -145,9 +164,11 @@ def stream(
     Errors are raised from the iteration, as ``convert`` raises them.
     """
     files = [str(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    groups = _field_groups(fields)
     config, sampling_config = _configs(
-        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed, tunnels
-    )
+        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed, tunnels, groups,
+        key_mac,
+    )  # fmt: skip
     batches: queue.Queue[EndedRecords | Counters | BaseException] = queue.Queue(STREAM_DEPTH)
 
     def run() -> None:
@@ -164,9 +185,9 @@ def stream(
         if isinstance(item, BaseException):
             raise item
         if isinstance(item, Counters):
-            yield Flows(RecordTable.empty(0), _stats(item), item.damage)
+            yield Flows(RecordTable.empty(0), _stats(item), item.damage, groups)
             break
-        yield Flows(item.records())
+        yield Flows(item.records(), fields=groups)
     thread.join()
 
 

@@ -8,9 +8,9 @@ record, an ``OrderedDict`` for the least-recently-updated order.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from cache.config import CacheConfig
 from core.packets import PacketTable
@@ -41,6 +41,7 @@ class Record(NamedTuple):
     octets: int
     tcp_flags: int
     end_reason: int
+    attrs: tuple[int, ...] = ()  # the first packet's attribute words (core.attributes)
 
 
 class PacketRow(NamedTuple):
@@ -60,12 +61,26 @@ class PacketRow(NamedTuple):
     ip_len: int
     ifindex: int
     vlan: int
+    attrs: tuple[int, ...]
+
+
+def table_rows(table: Any, names: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows of a column table as tuples of Python ints (a wide column's row: a tuple)."""
+    columns = [
+        [tuple(row) for row in column.tolist()] if column.ndim == 2 else column.tolist()
+        for column in (getattr(table, name) for name in names)
+    ]
+    return list(zip(*columns, strict=True))
+
+
+def record_rows(records: Any) -> list[Record]:
+    """The rows of a ``RecordTable`` (or ``EndedRecords``, export clock dropped) as ``Record``s."""
+    return [Record._make(row) for row in table_rows(records, Record._fields)]
 
 
 def packet_rows(packets: PacketTable) -> Iterator[PacketRow]:
     """The rows of ``packets`` in order, numpy scalars turned into Python ints."""
-    columns = [getattr(packets, name).tolist() for name in PacketRow._fields]
-    return (PacketRow(*values) for values in zip(*columns, strict=True))
+    return (PacketRow._make(row) for row in table_rows(packets, PacketRow._fields))
 
 
 @dataclass(slots=True)
@@ -79,11 +94,12 @@ class _OpenRecord:
     packets: int
     octets: int
     tcp_flags: int
+    attrs: tuple[int, ...]
 
     def ended(self, reason: int) -> Record:
         return Record._make(
             (*self.fields, self.vlan, self.first_ns, self.last_ns,
-             self.packets, self.octets, self.tcp_flags, reason)
+             self.packets, self.octets, self.tcp_flags, reason, self.attrs)
         )  # fmt: skip
 
 
@@ -102,6 +118,7 @@ class ReferenceCache:
         self.active_ns = config.active_ns
         self.max_flows = config.max_flows
         self.key_vlan = config.key_vlan
+        self.key_mac = config.key_mac
         self.clock_ns: int | None = None
         self.open: OrderedDict[tuple[int, ...], _OpenRecord] = OrderedDict()
         self.exported: list[tuple[Record, int]] = []
@@ -155,6 +172,8 @@ class ReferenceCache:
             row.sport, row.dport, row.proto, row.tos, row.ifindex,
         )  # fmt: skip
         key = (*fields, row.vlan) if self.key_vlan else fields
+        if self.key_mac:  # the source and destination MAC words (core.attributes 0 and 1)
+            key = (*key, *row.attrs[:2])
         record = self.open.get(key)
         if record is not None:
             if t - record.last_ns > self.inactive_ns:  # rule 2
@@ -166,7 +185,9 @@ class ReferenceCache:
         if record is None:  # rule 1
             if len(self.open) >= self.max_flows:
                 self._end(next(iter(self.open)), CACHE_FULL, ended)
-            self.open[key] = _OpenRecord(fields, row.vlan, t, t, 1, row.ip_len, row.tcp_flags)
+            self.open[key] = _OpenRecord(
+                fields, row.vlan, t, t, 1, row.ip_len, row.tcp_flags, row.attrs
+            )
         else:  # rule 4
             record.packets += 1
             record.octets += row.ip_len

@@ -43,7 +43,7 @@ class TestDecoderFuzz:
         frames = [fuzz_frame(c) for _ in range(c.integer(0, 8))]
         batch = batch_of(frames, c)
         check_decode(batch)
-        check_decode(batch, inner=True)  # tunnels opened
+        check_decode(batch, inner=True, attributes=True)  # tunnels opened, --fields words
 
     @pytest.mark.parametrize("linktype", [*LINK_TYPES, *UNSUPPORTED_LINK_TYPES])
     @fuzz(25)
@@ -54,7 +54,7 @@ class TestDecoderFuzz:
         """Random bytes behind each link type code, known or not, cut anywhere: no escape."""
         c = DrawChoices(data)
         cut = [(linktype, f, c.integer(0, len(f)), c.integer(0, 2**32 - 1)) for f in frames]
-        check_decode(batch_of(cut, c))
+        check_decode(batch_of(cut, c), attributes=True)
 
     def test_interpreted_kernel_catches_a_read_past_the_buffer(self) -> None:
         """The interpreted kernel raises where a frame claims more bytes than its buffer holds."""

@@ -138,3 +138,25 @@ def test_arrow_stream_reads_back_as_the_library_table(tmp_path: Path) -> None:
     )  # fmt: skip
     with ipc.open_stream(piped.stdout) as reader:
         assert reader.read_all().equals(table)
+
+
+def test_fields_reach_the_library_columns_and_arrow_as_in_the_command(tmp_path: Path) -> None:
+    """fields=: the same columns and values as `convert --fields`; absent values are null."""
+    sample = next(p for p in SAMPLES if p.name == "erspan_vxlan.pcap")
+    options = ("--fields", "vlan,mac,mpls,tunnel", "--tunnels", "inner")
+    out = tmp_path / "flows.csv"
+    assert cli_convert(sample, "-o", out, "-q", *options).exit_code == 0
+    flows = spanflow.convert(sample, fields="vlan,mac,mpls,tunnel", tunnels="inner")
+    row_format = RowFormat.csv(flows.fields)
+    assert csv_rows(row_format.header + row_format.render(flows.records)) == csv_rows(
+        out.read_bytes()
+    )
+    table = flows.to_arrow()
+    assert table.column_names == out.read_text().splitlines()[0].split(",")
+    assert table.schema.field("inner_vlan").type == pa.uint16()
+    assert table.column("mpls1").null_count == len(flows)  # no MPLS in this sample
+    assert table.column("outer_src").null_count < len(flows)  # its tunnels were opened
+    assert set(table.column("src_mac").to_pylist()) >= {"02:00:c6:12:78:01"}
+    arrows = tmp_path / "flows.arrows"
+    assert cli_convert(sample, "-o", arrows, "-q", *options).exit_code == 0
+    assert ipc.open_stream(arrows).read_all().equals(table)

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from cache.config import CacheConfig
+from core.attributes import check_fields, parse_fields
 from core.errors import ConfigError
 from exporter.flowfile import open_flow_file
 from probe.cli import options as o
@@ -113,7 +114,9 @@ def capture(
     active: o.Active = 1800.0,
     max_flows: o.MaxFlows = 65536,
     key_vlan: o.KeyVlan = False,
+    key_mac: o.KeyMac = False,
     tunnels: o.Tunnels = o.TunnelView.OUTER,
+    fields: o.Fields = "",
     sampling: o.Sampling = SamplingMode.FULL,
     sampling_rate: o.SamplingRate = None,
     seed: o.Seed = 0,
@@ -136,11 +139,14 @@ def capture(
         collectors, export_format, source_id, engine_type, engine_id, mtu,
         template_refresh_packets, template_refresh_seconds, pace, pcap_out,
     )  # fmt: skip
+    inner = tunnels is o.TunnelView.INNER
     stop = threading.Event()
     with errors_exit():
         if not export.wants_export and flows_out is None:
             raise ConfigError("nowhere to send flows: give -c HOST:PORT, --pcap-out or -o FILE")
-        cache = CacheConfig(inactive, active, max_flows, key_vlan, tunnels is o.TunnelView.INNER)
+        export.fields = groups = parse_fields(fields)
+        check_fields(groups, inner)
+        cache = CacheConfig(inactive, active, max_flows, key_vlan, inner, bool(groups), key_mac)
         sampling_config = SamplingConfig(sampling, sampling_rate, seed)
         live = LiveConfig(
             interface, exclude_exports(bpf_filter, collectors), snaplen, promisc, buffer_mib
@@ -152,7 +158,7 @@ def capture(
             stack.callback(session.close)
             sinks: list[RecordSink] = [session] if export.wants_export else []
             if flows_out is not None:
-                writer = open_flow_file(flows_out, sys.stdout.buffer, flows_format)
+                writer = open_flow_file(flows_out, sys.stdout.buffer, flows_format, groups)
                 stack.callback(writer.close)
                 sinks.append(writer.write)
             probe_metrics = ProbeMetrics(session)

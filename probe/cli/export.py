@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from core.attributes import FieldGroup
 from core.records import EndedRecords, RecordTable
 from exporter import ExportConfig, Exporter, SamplingAlgorithm, WireFormat, format_named
 from exporter.collector import Collector
@@ -47,6 +48,7 @@ class ExportOptions:
     template_refresh_seconds: float = 1800.0
     pace: float = 0.0
     pcap_out: str | None = None
+    fields: frozenset[FieldGroup] = frozenset()
 
     @property
     def wants_export(self) -> bool:
@@ -91,6 +93,7 @@ def make_exporter(options: ExportOptions, sampling: SamplingConfig, boot_ns: int
         template_refresh_seconds=options.template_refresh_seconds,
         sampling_interval=sampling.interval,
         sampling_algorithm=SamplingAlgorithm.for_mode(str(sampling.mode)), boot_ns=boot_ns,
+        fields=options.fields,
     )  # fmt: skip
     exporter: Exporter = options.export_format.wire.exporter(config)
     return exporter

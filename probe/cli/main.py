@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from cache.config import CacheConfig
+from core.attributes import FieldGroup, check_fields, parse_fields
 from core.errors import ConfigError
 from core.records import RecordTable
 from exporter.background import BackgroundWriter
@@ -81,7 +82,9 @@ def convert(
     active: o.Active = 1800.0,
     max_flows: o.MaxFlows = 65536,
     key_vlan: o.KeyVlan = False,
+    key_mac: o.KeyMac = False,
     tunnels: o.Tunnels = o.TunnelView.OUTER,
+    fields: o.Fields = "",
     sampling: o.Sampling = SamplingMode.FULL,
     sampling_rate: o.SamplingRate = None,
     seed: o.Seed = 0,
@@ -113,8 +116,11 @@ def convert(
         collector or [], export_format, source_id, engine_type, engine_id, mtu,
         template_refresh_packets, template_refresh_seconds, pace, pcap_out,
     )  # fmt: skip
+    inner = tunnels is o.TunnelView.INNER
     try:
-        config = CacheConfig(inactive, active, max_flows, key_vlan, tunnels is o.TunnelView.INNER)
+        export.fields = groups = parse_fields(fields)
+        check_fields(groups, inner)
+        config = CacheConfig(inactive, active, max_flows, key_vlan, inner, bool(groups), key_mac)
         sampling_config = SamplingConfig(sampling, sampling_rate, seed)
         slice_bytes = None if slice_mib is None else max(round(slice_mib * (1 << 20)), 1)
         parallel = ParallelPlan(jobs, dask, slice_bytes)
@@ -151,7 +157,7 @@ def convert(
             stack.callback(session.close)
             sinks.append(session)
         if flows_out is not None:
-            writer = open_flow_file(flows_out, sys.stdout.buffer, flows_format)
+            writer = open_flow_file(flows_out, sys.stdout.buffer, flows_format, groups)
             stack.callback(writer.close)
             background = BackgroundWriter(writer.write)
             stack.callback(background.close)
@@ -162,7 +168,7 @@ def convert(
             counters = _run(captures, config, sampling_config, fan_out(sinks), quiet)
         if flows_out is not None:
             background.close()  # every record written before the file is described and closed
-            writer.describe(_file_metadata(files, config, counters))
+            writer.describe(_file_metadata(files, config, groups, counters))
         if memory is not None:
             _print_table(decoded_back(memory))
         if export.wants_export:
@@ -182,7 +188,9 @@ def convert(
         raise typer.Exit(EXIT_DAMAGED)
 
 
-def _file_metadata(files: list[str], config: CacheConfig, counters: Counters) -> dict[str, str]:
+def _file_metadata(
+    files: list[str], config: CacheConfig, groups: frozenset[FieldGroup], counters: Counters
+) -> dict[str, str]:
     """What produced a flow file, for formats that carry metadata (Parquet)."""
     return {
         "spanflow.inputs": " ".join(files),
@@ -190,7 +198,9 @@ def _file_metadata(files: list[str], config: CacheConfig, counters: Counters) ->
         "spanflow.active_s": str(config.active_timeout_s),
         "spanflow.max_flows": str(config.max_flows),
         "spanflow.key_vlan": str(config.key_vlan).lower(),
+        "spanflow.key_mac": str(config.key_mac).lower(),
         "spanflow.tunnels": "inner" if config.inner_tunnels else "outer",
+        "spanflow.fields": ",".join(sorted(str(g) for g in groups)),
         "spanflow.frames": str(counters.frames),
         "spanflow.records": str(counters.records),
         "spanflow.packets": str(counters.packets),

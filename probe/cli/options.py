@@ -37,6 +37,9 @@ MaxFlows = Annotated[
     ),
 ]
 KeyVlan = Annotated[bool, typer.Option(help="Make the outer VLAN id part of the flow key.")]
+KeyMac = Annotated[
+    bool, typer.Option(help="Make the source and destination MACs part of the flow key.")
+]
 
 
 class TunnelView(StrEnum):
@@ -50,6 +53,16 @@ Tunnels = Annotated[
         metavar="outer|inner",
         help="Key and count on the outermost IP header (a router's view) or the innermost of "
         "IPIP, GRE, ERSPAN, VXLAN, Geneve, GTP-U and Teredo tunnels.",
+    ),
+]
+Fields = Annotated[
+    str,
+    typer.Option(
+        "--fields",
+        metavar="vlan,mac,mpls,tunnel",
+        help="Add the first packet's inner VLAN, MACs, top 3 MPLS labels or (with --tunnels "
+        "inner) outer tunnel endpoints to records: flow file columns, and v9/IPFIX fields "
+        "(IE 245, 56/80, 70-72; tunnel endpoints have no IE: flow files only).",
     ),
 ]
 Sampling = Annotated[

@@ -102,7 +102,8 @@ def _ppp(buf, pos, end):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
-    """From an ethertype announcing ``l3``: (reason, IP start, IP version expected, outer VLAN).
+    """From an ethertype announcing ``l3``: (reason, IP start, IP version expected, outer
+    VLAN, inner VLAN or -1, start of the MPLS label stack or -1).
 
     Walks any depth of 802.1Q/802.1ad tags, PPPoE session headers (RFC 2516:
     6 bytes, then the PPP protocol), Cisco FabricPath (2 bytes of FTag and
@@ -111,51 +112,56 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
     stack (RFC 3032); each step takes bytes, so the frame bounds the loop.
     """
     vlan_id = 0
-    tagged = False
+    inner_vlan = -1
+    tags = 0
+    mpls_at = -1
     while True:
         if etype == ETH_8021Q or etype == ETH_8021AD or etype == ETH_QINQ_OLD:
             if l3 + 4 > end:
-                return L2_TRUNCATED, l3, 0, vlan_id
-            if not tagged:
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+            if tags == 0:
                 vlan_id = _be16(buf, l3) & 0x0FFF
-                tagged = True
+            elif tags == 1:
+                inner_vlan = _be16(buf, l3) & 0x0FFF
+            tags += 1
             etype = _be16(buf, l3 + 2)
             l3 += 4
         elif etype == ETH_PPPOE_SESSION:
             if l3 + 8 > end:
-                return L2_TRUNCATED, l3, 0, vlan_id
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
             etype = _ppp_ethertype(_be16(buf, l3 + 6))
             l3 += 8
         elif etype == ETH_FABRICPATH:
             if l3 + 16 > end:
-                return L2_TRUNCATED, l3, 0, vlan_id
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
             etype = _be16(buf, l3 + 14)
             l3 += 16
         elif etype == ETH_PBB:
             if l3 + 18 > end:
-                return L2_TRUNCATED, l3, 0, vlan_id
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
             etype = _be16(buf, l3 + 16)
             l3 += 18
         else:
             break
     if etype == ETH_MPLS_UC or etype == ETH_MPLS_MC:
+        mpls_at = l3
         bottom = False
         while not bottom and l3 + 4 <= end:
             bottom = (buf[l3 + 2] & 1) == 1
             l3 += 4
         if not bottom:
-            return L2_TRUNCATED, l3, 0, vlan_id
+            return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
         if l3 >= end:
-            return IP_TRUNCATED, l3, 0, vlan_id
+            return IP_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
         version = buf[l3] >> 4
         if version != 4 and version != 6:
-            return NOT_IP, l3, 0, vlan_id
-        return OK, l3, np.int64(version), vlan_id
+            return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
+        return OK, l3, np.int64(version), vlan_id, inner_vlan, mpls_at
     if etype == ETH_IPV4:
-        return OK, l3, 4, vlan_id
+        return OK, l3, 4, vlan_id, inner_vlan, mpls_at
     if etype == ETH_IPV6:
-        return OK, l3, 6, vlan_id
-    return NOT_IP, l3, 0, vlan_id
+        return OK, l3, 6, vlan_id, inner_vlan, mpls_at
+    return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
 
 
 @njit(cache=True)
@@ -337,7 +343,7 @@ def _ethernet_l3(buf, pos, end):  # type: ignore[no-untyped-def]
     """An Ethernet frame inside a tunnel: (reason, IP start, version expected)."""
     if pos + 14 > end:
         return L2_TRUNCATED, pos, 0
-    reason, l3, version, _ = _ethertype_l3(buf, pos + 14, end, _be16(buf, pos + 12))
+    reason, l3, version, _, _, _ = _ethertype_l3(buf, pos + 14, end, _be16(buf, pos + 12))
     return reason, l3, version
 
 
@@ -383,10 +389,10 @@ def _gre(buf, pos, end):  # type: ignore[no-untyped-def]
         reason, l3, etype = _ppp(buf, p, end)
         if reason != OK:
             return reason, l3, 0
-        reason, l3, expected, _ = _ethertype_l3(buf, l3, end, etype)
+        reason, l3, expected, _, _, _ = _ethertype_l3(buf, l3, end, etype)
         return reason, l3, expected
     if protocol == ETH_MPLS_UC:
-        reason, l3, expected, _ = _ethertype_l3(buf, p, end, protocol)
+        reason, l3, expected, _, _, _ = _ethertype_l3(buf, p, end, protocol)
         return reason, l3, expected
     return NOT_FOUND, pos, 0
 
@@ -525,7 +531,7 @@ def decode_frames(  # type: ignore[no-untyped-def]
             status, l3, etype, expected = _link_l3(buf, base, end, kind)
         vlan_id = 0
         if status == OK and etype != NO_ETHERTYPE:
-            status, l3, expected, vlan_id = _ethertype_l3(buf, l3, end, etype)
+            status, l3, expected, vlan_id, _, _ = _ethertype_l3(buf, l3, end, etype)
         if status != OK:
             reason[i] = status
             continue

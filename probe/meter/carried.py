@@ -47,7 +47,7 @@ class Carried:
         records = RecordTable.concat([result.tentative.records(), result.open])
         chain = np.concatenate([result.tentative_chain, result.open_chain])
         rows = np.flatnonzero((chain >= 0) & (chain < head))
-        ids = key_ids([left_open, KeyColumns(records, rows)], config.key_vlan)
+        ids = key_ids([left_open, KeyColumns(records, rows)], config.key_vlan, config.key_mac)
         size = max(int(i.max(initial=-1)) for i in ids) + 1
         left_first = np.zeros(size, np.int64)
         left_row = np.full(size, -1, np.int64)
@@ -100,7 +100,7 @@ class Carried:
         return PacketTable(
             **{name: getattr(records, name)[row] for name in KEY_COLUMNS},
             ts_ns=packets.ts_ns, tcp_flags=packets.tcp_flags, ip_len=packets.ip_len,
-            vlan=packets.vlan, reason=np.zeros(len(packets), np.uint8),
+            vlan=packets.vlan, reason=np.zeros(len(packets), np.uint8), attrs=packets.attrs,
         )  # fmt: skip
 
     def summed(self) -> RecordTable:

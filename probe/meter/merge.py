@@ -14,11 +14,14 @@ from probe.sources.source import FrameSource
 
 
 def decoded_tables(
-    capture: FrameSource, on_damage: Callable[[str], None], inner_tunnels: bool = False
+    capture: FrameSource,
+    on_damage: Callable[[str], None],
+    inner_tunnels: bool = False,
+    attributes: bool = False,
 ) -> Iterator[PacketTable]:
     """Decoded tables of one capture; damage ends it and is reported, not raised."""
     for frames in frame_batches(capture, on_damage):
-        yield decode(frames, inner_tunnels)
+        yield decode(frames, inner_tunnels, attributes)
 
 
 def merge_in_time(streams: list[Iterator[PacketTable]]) -> Iterator[PacketTable]:

@@ -48,7 +48,8 @@ class Meter:
         """Stage one: (frames observed, decoded table of the frames the sampler keeps)."""
         keep = self._sampler.select(len(frames))
         selected = frames if keep is None else frames.take(keep)
-        return len(frames), decode(selected, self.cache.config.inner_tunnels)
+        config = self.cache.config
+        return len(frames), decode(selected, config.inner_tunnels, config.attributes)
 
     def select_decoded(self, packets: PacketTable) -> tuple[int, PacketTable]:
         """Stage one for tables decoded already (captures merged in time order): sample only."""

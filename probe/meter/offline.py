@@ -74,6 +74,7 @@ def _selected_tables(
         for frames in frame_batches(captures[0], damage):
             yield meter.select(frames)
         return
-    inner = meter.cache.config.inner_tunnels
-    for packets in merge_in_time([decoded_tables(c, damage, inner) for c in captures]):
+    config = meter.cache.config
+    tables = [decoded_tables(c, damage, config.inner_tunnels, config.attributes) for c in captures]
+    for packets in merge_in_time(tables):
         yield meter.select_decoded(packets)

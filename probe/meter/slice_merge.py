@@ -22,6 +22,7 @@ docs/design.md, Parallel conversion.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,10 +129,7 @@ class SliceMerger:
     def _cache_for(self, records: RecordTable, extra: int = 0) -> FlowCache:
         """A cache holding ``records`` open as they were, with room for ``extra`` more."""
         room = max(len(records) + extra, 1)
-        config = CacheConfig(
-            self.config.inactive_timeout_s, self.config.active_timeout_s, room, self.config.key_vlan
-        )
-        cache = FlowCache(config)
+        cache = FlowCache(dataclasses.replace(self.config, max_flows=room))
         cache.adopt(records, self.clock)
         return cache
 
@@ -166,7 +164,7 @@ class SliceMerger:
         self._emit(continued.take(ends))
         stays = continued.records().take(~ends)
         self.open = RecordTable.concat(
-            [still_open_before, _substitute(result.open, carried.open, stays, self.config.key_vlan)]
+            [still_open_before, _substitute(result.open, carried.open, stays, self.config)]
         )
 
     def _sum(self, result: SliceResult, carried: Carried) -> None:
@@ -218,7 +216,9 @@ class SliceMerger:
         dropped = result.tentative.take(carried.ended)
         dropped_open = result.open.take(carried.open)
         summed = carried.summed()
-        ids = key_ids([continued, dropped_open, dropped, summed], self.config.key_vlan)
+        ids = key_ids(
+            [continued, dropped_open, dropped, summed], self.config.key_vlan, self.config.key_mac
+        )
         size = max((int(i.max(initial=-1)) for i in ids), default=-1) + 1
         _add_rest(continued, ids[0], summed, ids[3], carried.summed_first_len, size)
         open_in_slice = np.zeros(size, bool)
@@ -281,7 +281,8 @@ def _joined(left: RecordTable, slice_records: RecordTable) -> RecordTable:
     columns["packets"] = left.packets + slice_records.packets
     columns["octets"] = left.octets + slice_records.octets
     columns["tcp_flags"] = left.tcp_flags | slice_records.tcp_flags
-    columns["vlan"] = left.vlan  # a record's VLAN is its first packet's
+    columns["vlan"] = left.vlan  # a record's VLAN and attributes are its first packet's
+    columns["attrs"] = left.attrs
     return RecordTable(**columns)
 
 
@@ -294,12 +295,12 @@ def _barrier() -> RecordTable:
 
 
 def _substitute(
-    task_open: RecordTable, replaced: npt.NDArray[np.bool_], by: RecordTable, key_vlan: bool
+    task_open: RecordTable, replaced: npt.NDArray[np.bool_], by: RecordTable, config: CacheConfig
 ) -> RecordTable:
     """``task_open`` with each ``replaced`` row swapped for the row of ``by`` with its key."""
     if not replaced.any():
         return task_open
-    ids = key_ids([task_open, by], key_vlan)
+    ids = key_ids([task_open, by], config.key_vlan, config.key_mac)
     row_of = np.full(int(max(ids[0].max(initial=-1), ids[1].max(initial=-1))) + 1, -1, np.int64)
     row_of[ids[1]] = np.arange(len(by))
     rows = np.flatnonzero(replaced)

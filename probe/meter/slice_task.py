@@ -46,8 +46,8 @@ class ChainPackets(ColumnTable):
     """Packets of tentative chains, in arrival order: what a replay needs beyond the key.
 
     ``chain`` names the chain (its first record's serial); ``clock_ns`` is the
-    cache clock at the packet; ``vlan`` is kept because a record takes its
-    first packet's VLAN even when VLAN is not part of the key.
+    cache clock at the packet; ``vlan`` and ``attrs`` are kept because a
+    record takes its first packet's even when they are not part of the key.
     """
 
     chain: npt.NDArray[np.int64]
@@ -56,7 +56,9 @@ class ChainPackets(ColumnTable):
     ip_len: npt.NDArray[np.uint32]
     tcp_flags: npt.NDArray[np.uint8]
     vlan: npt.NDArray[np.uint16]
+    attrs: npt.NDArray[np.uint64]
 
+    WIDE: ClassVar[frozenset[str]] = frozenset({"attrs"})
     DTYPES: ClassVar[dict[str, type]] = {
         "chain": np.int64,
         "ts_ns": np.int64,
@@ -64,6 +66,7 @@ class ChainPackets(ColumnTable):
         "ip_len": np.uint32,
         "tcp_flags": np.uint8,
         "vlan": np.uint16,
+        "attrs": np.uint64,
     }
 
 
@@ -117,8 +120,9 @@ class SliceResult:
     def spill(self, path: str) -> None:
         """Move the chains' packets to a file at ``path`` (a worker's result stays small)."""
         packets = self.all_packets()
-        rows = np.empty(len(packets), [(n, d) for n, d in ChainPackets.DTYPES.items()])
-        for name, column in packets.columns().items():
+        columns = packets.columns()
+        rows = np.empty(len(packets), [(n, c.dtype, c.shape[1:]) for n, c in columns.items()])
+        for name, column in columns.items():
             rows[name] = column
         np.save(path, rows)
         self.packets, self.packets_file = None, path
@@ -159,7 +163,8 @@ class _Head:
             self.peak_open = self._cache.peak_open_flows
         keep = (chain >= 0) & (chain < self.chains)
         if keep.any():
-            columns = (packets.ip_len[keep], packets.tcp_flags[keep], packets.vlan[keep])
+            columns = (packets.ip_len[keep], packets.tcp_flags[keep], packets.vlan[keep],
+                       packets.attrs[keep])  # fmt: skip
             self.parts.append(ChainPackets(chain[keep], ts[keep], clock[keep], *columns))
 
 

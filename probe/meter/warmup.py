@@ -46,12 +46,12 @@ def load_kernels(
         frame, np.zeros(1, np.int64), np.array([64], np.uint32), np.array([64], np.uint32),
         np.zeros(1, np.int64), np.ones(1, np.uint16), np.zeros(1, np.uint32),
     )  # fmt: skip
-    cache.update(decode(frames))
+    cache.update(decode(frames, cache_config.inner_tunnels, cache_config.attributes))
     cache.expire(0)
     if parallel:
         tracking = FlowCache(cache_config, track_chains=True)  # the slice tasks' way
         tracking.update(decode(frames))
         cache.adopt(tracking.flush().records(), 0)
-        key_ids([RecordTable.empty(1)], cache_config.key_vlan)
+        key_ids([RecordTable.empty(1)], cache_config.key_vlan, cache_config.key_mac)
     RowFormat.csv().render(cache.flush())
     RowFormat.csv().render(RecordTable.empty(1))

@@ -8,6 +8,7 @@ from cache.flow_cache import FlowCache
 from core.packets import PacketTable
 from core.records import EndedRecords
 from tests.cache.test_flow_cache import cases
+from tests.reference_engine import table_rows
 
 
 @settings(max_examples=200, deadline=None)
@@ -29,5 +30,4 @@ def test_a_stream_cut_anywhere_and_adopted_gives_the_records_of_one_cache(
 
 
 def rows(records: EndedRecords) -> list[tuple[int, ...]]:
-    columns = [getattr(records, name).tolist() for name in EndedRecords.DTYPES]
-    return sorted(zip(*columns, strict=True))
+    return sorted(table_rows(records, list(EndedRecords.DTYPES)))

@@ -25,6 +25,7 @@ from tests.reference_engine import (
     PacketRow,
     Record,
     ReferenceCache,
+    record_rows,
     reference_records,
 )
 
@@ -45,11 +46,15 @@ def pkt(ts_ns: int, **fields: int) -> dict[str, int]:
 def table(rows: Sequence[dict[str, int]]) -> PacketTable:
     """A PacketTable of ``rows``; fields not given take ``DEFAULTS``."""
     full = [{**DEFAULTS, **row} for row in rows]
+    width = max((len(row.get("attrs", ())) for row in full), default=0)
+    attrs = np.array([row.get("attrs", (0,) * width) for row in full], np.uint64)
     return PacketTable(
         **{
             name: np.array([row[name] for row in full], dtype)
             for name, dtype in PacketTable.DTYPES.items()
-        }
+            if name != "attrs"
+        },
+        attrs=attrs.reshape(len(full), width),
     )
 
 
@@ -63,8 +68,7 @@ def config_ns(
 
 
 def as_records(records: RecordTable) -> list[Record]:
-    columns = [getattr(records, name).tolist() for name in Record._fields]
-    return [Record(*values) for values in zip(*columns, strict=True)]
+    return record_rows(records)
 
 
 class Engine(Protocol):

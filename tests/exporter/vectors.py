@@ -292,7 +292,10 @@ def record_tables(
 def rows(table: RecordTable, drop: tuple[str, ...] = ()) -> npt.NDArray[np.void]:
     """The table as a sorted structured array (a multiset), without the ``drop`` columns."""
     names = [name for name in RecordTable.DTYPES if name not in drop]
-    out = np.zeros(len(table), [(name, RecordTable.DTYPES[name]) for name in names])
+    out = np.zeros(
+        len(table),
+        [(name, RecordTable.DTYPES[name], getattr(table, name).shape[1:]) for name in names],
+    )
     for name in names:
         out[name] = getattr(table, name)
     return np.sort(out)

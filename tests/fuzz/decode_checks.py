@@ -48,9 +48,15 @@ def alone(frames: FrameBatch, i: int) -> FrameBatch:
     )  # fmt: skip
 
 
-def check_decode(frames: FrameBatch, interpreted: bool = True, inner: bool = False) -> PacketTable:
-    """Decode ``frames`` (compiled; ``inner``: opening tunnels) and check every row."""
-    table = decode(frames, inner)
+def check_decode(
+    frames: FrameBatch, interpreted: bool = True, inner: bool = False, attributes: bool = False
+) -> PacketTable:
+    """Decode ``frames`` (compiled; ``inner``: opening tunnels; ``attributes``: with the
+    --fields words, which only metered frames have) and check every row."""
+    table = decode(frames, inner, attributes)
+    if attributes:
+        carried = table.attrs.any(axis=1)
+        assert not (carried & (table.version == 0)).any()
     n = len(frames)
     assert len(table) == n
     assert table.ts_ns.tolist() == frames.ts_ns.tolist()
@@ -66,8 +72,11 @@ def check_decode(frames: FrameBatch, interpreted: bool = True, inner: bool = Fal
         context = f"frame {i}: linktype {int(frames.linktype[i])} bytes {data.hex()}"
         check_row(int(frames.linktype[i]), data, row, context, inner)
         if interpreted:
-            [alone_row] = rows(decode_interpreted(alone(frames, i), inner))
+            by_python = decode_interpreted(alone(frames, i), inner, attributes)
+            [alone_row] = rows(by_python)
             assert alone_row == row, f"{context}: compiled {row} != interpreted {alone_row}"
+            if attributes:
+                assert by_python.attrs[0].tolist() == table.attrs[i].tolist(), context
     return table
 
 

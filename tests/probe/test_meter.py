@@ -22,6 +22,7 @@ from probe.meter.offline import meter_captures, meter_files
 from probe.meter.sampling import SamplingConfig, SamplingMode
 from probe.sources.capture import Capture, first_time_ns, frame_batches, open_captures
 from tests.captures import NS_PER_S, T0_NS, pcap_file, udp_frames
+from tests.reference_engine import table_rows
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CONFIG = CacheConfig(15.0, 1800.0, 4096)
@@ -29,8 +30,7 @@ CONFIG = CacheConfig(15.0, 1800.0, 4096)
 
 def rows(tables: list[RecordTable]) -> list[tuple[int, ...]]:
     table = RecordTable.concat(tables) if tables else RecordTable.empty(0)
-    columns = [getattr(table, name).tolist() for name in RecordTable.DTYPES]
-    return sorted(zip(*columns, strict=True))
+    return sorted(table_rows(table, list(RecordTable.DTYPES)))
 
 
 def feed_file(meter: Meter, path: Path, batch_frames: int = 4096) -> None:

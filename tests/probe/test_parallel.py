@@ -6,6 +6,7 @@ end reasons and export clocks included, through the real slice tasks and merge.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tests.captures import (
     pcap_file,
     pcap_record,
 )
+from tests.reference_engine import table_rows
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 Row = tuple[int, ...]
@@ -39,8 +41,7 @@ Row = tuple[int, ...]
 
 def rows(parts: list[EndedRecords]) -> list[Row]:
     table = EndedRecords.concat(parts)
-    columns = [getattr(table, name).tolist() for name in EndedRecords.DTYPES]
-    return sorted(zip(*columns, strict=True))
+    return sorted(table_rows(table, list(EndedRecords.DTYPES)))
 
 
 def one_pass(paths: list[Path], config: CacheConfig) -> list[Row]:
@@ -99,6 +100,45 @@ def test_any_cut_of_any_stream_merges_into_the_records_of_one_pass(
         merged, report = in_slices([path], config, slice_bytes)
         assert merged == one_pass([path], config)
     assert report.slices >= 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=streams(), slice_bytes=st.integers(60, 1500))
+def test_records_keep_their_first_packets_attributes_across_any_cut(
+    case: tuple[CacheConfig, list[Frame]], slice_bytes: int
+) -> None:
+    """--fields: every packet has its own source MAC, so only the first packet's may stay."""
+    config, frames = case
+    config = dataclasses.replace(config, attributes=True)
+    frames = [
+        dataclasses.replace(frame, data=frame.data[:6] + i.to_bytes(6, "big") + frame.data[12:])
+        for i, frame in enumerate(frames, start=1)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "stream.pcap"
+        path.write_bytes(pcap_file(frames, nanos=True))
+        merged, _ = in_slices([path], config, slice_bytes)
+        assert merged == one_pass([path], config)
+    assert all(row[-2] for row in merged)  # every record carries its words
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=streams(), slice_bytes=st.integers(60, 1500), macs=st.lists(st.integers(1, 2)))
+def test_key_mac_records_merge_across_any_cut(
+    case: tuple[CacheConfig, list[Frame]], slice_bytes: int, macs: list[int]
+) -> None:
+    """--key-mac: packets of one 5-tuple from two source MACs are two keys in every slice."""
+    config, frames = case
+    config = dataclasses.replace(config, key_mac=True)
+    frames = [
+        dataclasses.replace(frame, data=frame.data[:6] + bytes(5) + bytes([mac]) + frame.data[12:])
+        for frame, mac in zip(frames, macs + [1] * len(frames), strict=False)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "stream.pcap"
+        path.write_bytes(pcap_file(frames, nanos=True))
+        merged, _ = in_slices([path], config, slice_bytes)
+        assert merged == one_pass([path], config)
 
 
 def test_a_slice_whose_first_frame_is_older_than_the_clock_is_metered_again(
@@ -226,7 +266,7 @@ def test_key_ids_tell_keys_apart_even_when_every_hash_collides() -> None:
     records.vlan[:] = [0, 0, 5, 0, 0, 0]
     columns = [np.asarray(getattr(records, name), RecordTable.DTYPES[name]) for name in KEY_FIELDS]
     exact = key_ids([records], key_vlan=True)[0]
-    collided = _number_keys(np.zeros(6, np.uint64), *columns)
+    collided = _number_keys(np.zeros(6, np.uint64), *columns, *[np.zeros(6, np.uint64)] * 2)
     assert exact.tolist() == collided.tolist() == [0, 1, 2, 3, 1, 0]
     without_vlan = key_ids([records], key_vlan=False)[0]
     assert without_vlan.tolist() == [0, 1, 0, 2, 1, 0]
