@@ -25,6 +25,7 @@ EPOCH_NS = 1_767_603_600 * NS_PER_S  # 2026-01-05 09:00:00 UTC
 LINKTYPE_ETHERNET, LINKTYPE_PPP, LINKTYPE_C_HDLC, LINKTYPE_LINUX_SLL = 1, 9, 104, 113
 ETH_IPV4, ETH_ARP, ETH_IPV6, ETH_8021Q, ETH_8021AD = 0x0800, 0x0806, 0x86DD, 0x8100, 0x88A8
 ETH_SLARP, ETH_PPPOE_DISCOVERY, ETH_PPPOE_SESSION, ETH_ERSPAN_II = 0x8035, 0x8863, 0x8864, 0x88BE
+ETH_MPLS = 0x8847
 PPP_IPV4, PPP_IPV6, PPP_IPCP, PPP_IPV6CP, PPP_LCP = 0x0021, 0x0057, 0x8021, 0x8057, 0xC021
 TCP, UDP, ICMP, ICMPV6, GRE = 6, 17, 1, 58, 47
 VXLAN_PORT = 4789
@@ -915,6 +916,56 @@ def erspan_vxlan_frames() -> list[Frame]:
     return frames
 
 
+def mpls_pw_frames() -> list[Frame]:
+    """A provider core link: L3VPN IPv4 and 6PE IPv6 under two labels, and an Ethernet
+    pseudowire (RFC 4448, with the RFC 4385 control word) carrying a customer's VLAN."""
+    rng = random.Random(15)
+    pe1, pe2 = bytes.fromhex("02000000a001"), bytes.fromhex("02000000a002")
+    sequence = {"pw": 0}
+
+    def labels(*stack: int) -> bytes:  # label, traffic class 0, bottom bit on the last, TTL 63
+        last = len(stack) - 1
+        return b"".join(
+            struct.pack(">I", v << 12 | (k == last) << 8 | 63) for k, v in enumerate(stack)
+        )
+
+    def routed(src: str, dst: str, packet: bytes) -> bytes:
+        transport, vpn = (24001, 3001) if packet[0] >> 4 == 4 else (24002, 2)  # 2: IPv6 null
+        src_mac, dst_mac = (
+            (pe1, pe2) if src.startswith(("198.18.", "2001:db8:150:")) else (pe2, pe1)
+        )
+        return ether(src_mac, dst_mac, ETH_MPLS, labels(transport, vpn) + packet)
+
+    def pseudowire(src: str, dst: str, packet: bytes) -> bytes:
+        sequence["pw"] += 1
+        control_word = struct.pack(">I", sequence["pw"] & 0xFFFF)  # first nibble 0, sequence
+        customer = ether(b"\x02\x02" + ipb(src)[-4:], b"\x02\x02" + ipb(dst)[-4:], ETH_IPV4,
+                         packet, ((ETH_8021Q, 42),))[: 18 + len(packet)]  # fmt: skip
+        return ether(pe1, pe2, ETH_MPLS, labels(24003, 5001) + control_word + customer)
+
+    frames: list[Frame] = []
+    web = TcpConn(frames, rng, ("198.18.150.10", 53000), ("198.19.151.80", 443), 6 * NS_PER_MS,
+                  routed)  # fmt: skip
+    t = web.exchange_tls(web.handshake_tls(at(0.1)), [rng.randint(2000, 4000)])
+    web.close(t + 20 * NS_PER_MS, client_first=True)
+    web6 = TcpConn(frames, rng, ("2001:db8:150::10", 53001), ("2001:db8:151::80", 443),
+                   6 * NS_PER_MS, routed, 1500 - 40 - 20 - 8)  # fmt: skip
+    t = web6.exchange_tls(web6.handshake_tls(at(0.5)), [rng.randint(2000, 4000)])
+    web6.close(t + 20 * NS_PER_MS, client_first=True)
+    backup = TcpConn(frames, rng, ("198.18.152.5", 53002), ("198.18.152.6", 873), 2 * NS_PER_MS,
+                     pseudowire, 1500 - 40 - 8 - 18)  # fmt: skip
+    t = backup.open(at(1.0))
+    for _ in range(3):
+        t = backup.send(t + 5 * NS_PER_MS, True, rng.randbytes(rng.randint(800, 1400)))
+        t = backup.send(t + backup.gap(False), False, rng.randbytes(40))
+    backup.close(t + 10 * NS_PER_MS, client_first=True)
+    sequence["pw"] += 1  # an ARP across the pseudowire: Ethernet, not IP
+    arp = arp_frame(False, "198.18.152.6", "198.18.152.5", ((ETH_8021Q, 42),))
+    control_word = struct.pack(">I", sequence["pw"])
+    frames.append((at(1.9), ether(pe2, pe1, ETH_MPLS, labels(24004, 5002) + control_word + arp)))
+    return frames
+
+
 # ----------------------------------------------------------------- capture files
 
 
@@ -988,6 +1039,7 @@ def write_all(outdir: Path) -> list[Path]:
         "ppp.pcap": (LINKTYPE_PPP, ppp_frames), "chdlc.pcap": (LINKTYPE_C_HDLC, chdlc_frames),
         "pppoe_qinq.pcap": (LINKTYPE_ETHERNET, pppoe_qinq_frames),
         "erspan_vxlan.pcap": (LINKTYPE_ETHERNET, erspan_vxlan_frames),
+        "mpls_pw.pcap": (LINKTYPE_ETHERNET, mpls_pw_frames),
     }  # fmt: skip
     for name, (linktype, make) in encapsulated.items():
         write_pcap(outdir / name, in_time_order(make()), linktype=linktype)

@@ -528,10 +528,17 @@ def _link(linktype: int, data: bytes) -> Link:
 
 
 def _after_ethertype(data: bytes, ethertype: int, pos: int) -> Link:
-    """Tags, PPPoE (RFC 2516), FabricPath, 802.1ah I-TAGs, MPLS: what the ethertype leads to."""
+    """Tags, PPPoE (RFC 2516), FabricPath, 802.1ah I-TAGs, MPLS: what the ethertype leads to.
+
+    Below an MPLS stack, a first nibble of 0 is an RFC 4385 control word and
+    an RFC 4448 Ethernet pseudowire, as tshark reads it.
+    """
     vlan = None
     while True:
-        if ethertype in TAG_TYPES:
+        if ethertype in (ETH_MPLS, ETH_MPLS_MCAST) and _pseudowire_below(data, pos):
+            pos = _bottom_of_stack(data, pos) + 4  # the control word
+            ethertype, pos = struct.unpack_from(">H", data, pos + 12)[0], pos + 14
+        elif ethertype in TAG_TYPES:
             tag = dpkt.ethernet.VLANtag8021Q(data[pos : pos + 4])
             vlan = tag.id if vlan is None else vlan
             ethertype, pos = tag.type, pos + 4
@@ -550,6 +557,22 @@ def _after_ethertype(data: bytes, ethertype: int, pos: int) -> Link:
             if label.s:
                 return pos, vlan or 0, None, True
     return pos, vlan or 0, {ETH_IP: 4, ETH_IP6: 6}.get(ethertype, 0), False
+
+
+def _bottom_of_stack(data: bytes, pos: int) -> int:
+    """Where the payload below the MPLS label stack at ``pos`` starts."""
+    while not dpkt.ethernet.MPLSlabel(data[pos : pos + 4]).s:
+        pos += 4
+    return pos + 4
+
+
+def _pseudowire_below(data: bytes, pos: int) -> bool:
+    """Is the stack at ``pos`` whole, followed by a control word and a whole Ethernet header?"""
+    try:
+        below = _bottom_of_stack(data, pos)
+    except dpkt.NeedData:
+        return False
+    return len(data) >= below + 18 and data[below] >> 4 == 0
 
 
 def _address(raw: bytes) -> tuple[int, int]:
@@ -634,8 +657,8 @@ def expected_row(
         return undecodable(whole.reason)
     if cut < whole.l3_start:
         return undecodable(DecodeReason.L2_TRUNCATED)
-    if whole.needs_nibble and cut == whole.l3_start:
-        return undecodable(DecodeReason.IP_TRUNCATED)
+    if whole.needs_nibble and cut == whole.l3_start:  # no nibble: IP or a pseudowire below
+        return undecodable(DecodeReason.L2_TRUNCATED)
     if whole.reason == DecodeReason.NOT_IP:
         return undecodable(whole.reason)
     if cut < whole.l3_end:

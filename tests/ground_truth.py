@@ -119,6 +119,9 @@ def _network_layer(linktype: int, frame: bytes) -> tuple[object, int]:
         eth = dpkt.ethernet.Ethernet(frame)
         tags = getattr(eth, "vlan_tags", [])
         data = eth.data
+        while isinstance(data, dpkt.ethernet.Ethernet):  # a pseudowire under MPLS labels
+            tags = tags or getattr(data, "vlan_tags", [])
+            data = data.data
         if isinstance(data, dpkt.pppoe.PPPoE):  # a session frame: PPP, then IP or not
             data = getattr(data.data, "data", data.data)
         return data, tags[0].id if tags else 0

@@ -108,8 +108,10 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
     Walks any depth of 802.1Q/802.1ad tags, PPPoE session headers (RFC 2516:
     6 bytes, then the PPP protocol), Cisco FabricPath (2 bytes of FTag and
     TTL, then the inner MAC addresses and ethertype), 802.1ah I-TAGs (4
-    bytes, then the customer MAC addresses and ethertype) and an MPLS label
-    stack (RFC 3032); each step takes bytes, so the frame bounds the loop.
+    bytes, then the customer MAC addresses and ethertype) and MPLS label
+    stacks (RFC 3032) with IP below, or a control word and an Ethernet
+    pseudowire (first nibble 0, as tshark reads it); each step takes bytes,
+    so the frame bounds the loop.
     """
     vlan_id = 0
     inner_vlan = -1
@@ -141,22 +143,27 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
                 return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
             etype = _be16(buf, l3 + 16)
             l3 += 18
+        elif etype == ETH_MPLS_UC or etype == ETH_MPLS_MC:
+            if mpls_at < 0:
+                mpls_at = l3
+            bottom = False
+            while not bottom and l3 + 4 <= end:
+                bottom = (buf[l3 + 2] & 1) == 1
+                l3 += 4
+            if not bottom or l3 >= end:  # nothing below the labels says IP or pseudowire
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+            nibble = buf[l3] >> 4
+            if nibble == 4 or nibble == 6:
+                return OK, l3, np.int64(nibble), vlan_id, inner_vlan, mpls_at
+            if nibble != 0:
+                return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
+            # RFC 4385 control word (first nibble 0), then an Ethernet pseudowire (RFC 4448).
+            if l3 + 18 > end:
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+            etype = _be16(buf, l3 + 16)
+            l3 += 18
         else:
             break
-    if etype == ETH_MPLS_UC or etype == ETH_MPLS_MC:
-        mpls_at = l3
-        bottom = False
-        while not bottom and l3 + 4 <= end:
-            bottom = (buf[l3 + 2] & 1) == 1
-            l3 += 4
-        if not bottom:
-            return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
-        if l3 >= end:
-            return IP_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
-        version = buf[l3] >> 4
-        if version != 4 and version != 6:
-            return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
-        return OK, l3, np.int64(version), vlan_id, inner_vlan, mpls_at
     if etype == ETH_IPV4:
         return OK, l3, 4, vlan_id, inner_vlan, mpls_at
     if etype == ETH_IPV6:

@@ -193,6 +193,15 @@ ENCAPSULATED: dict[str, tuple[int, bytes]] = {
     "radiotap": (f.RADIOTAP, f.radiotap(f.ieee802_11(V6_UDP))),
     "ppi-wifi": (f.PPI, f.ppi(f.IEEE802_11, f.ieee802_11(V4_TCP, qos=True))),
     "nflog-v6": (f.NFLOG, f.nflog(V6_UDP)),
+    # RFC 4385 control word (first nibble 0) and an RFC 4448 Ethernet pseudowire, tagged inside.
+    "mpls-pw-ethernet": (
+        f.ETHERNET,
+        f.eth(bytes(4) + f.eth(V4_TCP, tags=[f.Tag(9)]), labels=[16, 17]),
+    ),
+    "mpls-pw-in-pw": (
+        f.ETHERNET,
+        f.eth(bytes(4) + f.eth(bytes(4) + f.eth(V6_UDP), labels=[5]), labels=[16]),
+    ),
 }
 
 
