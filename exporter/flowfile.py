@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -12,6 +11,7 @@ import numpy.typing as npt
 
 from core import attributes
 from core.attributes import FieldGroup
+from core.choices import FlowFileFormat
 from core.columns import widened
 from core.errors import ExportError
 from core.records import EndReason, RecordTable
@@ -131,13 +131,6 @@ class RowFormat:
             np.frombuffer(self.absent, np.uint8), out,
         )  # fmt: skip
         return out[:size].tobytes()
-
-
-class FlowFileFormat(StrEnum):
-    CSV = "csv"
-    JSONL = "jsonl"
-    PARQUET = "parquet"
-    ARROW = "arrow"  # Arrow IPC stream
 
 
 ROW_FORMATS = {FlowFileFormat.CSV: RowFormat.csv, FlowFileFormat.JSONL: RowFormat.jsonl}

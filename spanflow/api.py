@@ -21,6 +21,7 @@ from typing import Any
 
 from cache.config import CacheConfig
 from core.attributes import FieldGroup, check_fields, parse_fields
+from core.choices import SamplingMode
 from core.errors import ConfigError
 from core.records import EndedRecords, RecordTable
 from exporter.arrow import arrow_table, optional
@@ -28,7 +29,7 @@ from probe.bench.sampling import as_json, run_trials
 from probe.meter.counters import Counters, end_reason_counts
 from probe.meter.offline import meter_files
 from probe.meter.parallel import ParallelPlan, meter_in_parallel
-from probe.meter.sampling import SamplingConfig, SamplingMode
+from probe.meter.sampling import SamplingConfig
 from probe.sources.readers import DEFAULT_BATCH_FRAMES
 
 STREAM_DEPTH = 4  # batches metered ahead of the consumer: memory stays bounded

@@ -22,10 +22,11 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from cache.config import CacheConfig
+from core.choices import Backend
 from core.errors import ConfigError
 from core.records import EndedRecords, RecordTable
 from probe.live.afpacket import RingCapture
-from probe.live.backends import Backend, check_workers, close_live, open_live
+from probe.live.backends import check_workers, close_live, open_live
 from probe.live.pcap import LiveConfig
 from probe.live.source import CaptureStats, LiveSource
 from probe.meter.counters import Counters

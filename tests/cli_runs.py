@@ -6,7 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
-from probe.cli.main import COMPILE_NOTE, app
+from probe.cli.converting import COMPILE_NOTE
+from probe.cli.main import app
 
 
 def convert(*args: str | Path) -> Result:

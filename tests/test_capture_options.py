@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from probe.cli.capture import exclude_exports
+from probe.cli.capturing import exclude_exports
 from probe.cli.main import app
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,22 @@ def test_a_nonexistent_option_is_caught() -> None:
         ("convert", "--max-flow"),
         ("collect", "-x"),
     ]
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_loads_no_engine(command: str) -> None:
+    """`spanflow [COMMAND] --help` imports neither numpy nor numba (they cost 0.2 s and 80 MB)."""
+    code = (
+        "import sys\n"
+        "from probe.cli.main import app\n"
+        "try:\n"
+        f"    app([*{[command] if command else []!r}, '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted({'numpy', 'numba', 'pyarrow'} & set(sys.modules))\n"
+        "print('loaded:' + ','.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)  # fmt: skip
+    assert "Usage" in result.stdout
+    assert result.stdout.splitlines()[-1] == "loaded:"

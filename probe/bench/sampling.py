@@ -16,9 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from cache.config import CacheConfig
+from core.choices import SamplingMode
 from core.records import RecordTable
 from probe.meter.offline import meter_files
-from probe.meter.sampling import SamplingConfig, SamplingMode
+from probe.meter.sampling import SamplingConfig
 
 TOP_N = 10
 TCP, SYN, ACK = 6, 0x02, 0x10

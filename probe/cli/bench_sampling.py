@@ -6,17 +6,15 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
-from cache.config import CacheConfig
-from probe.bench.sampling import TrialResult, as_json, run_trials, summarize
+from core.choices import SamplingMode
 from probe.cli.errors import errors_exit
-from probe.meter.sampling import SamplingMode
+
+if TYPE_CHECKING:
+    from probe.bench.sampling import TrialResult
 
 
 def _numbers(text: str) -> list[int]:
@@ -74,6 +72,12 @@ def bench_sampling(
     Counters are scaled by N, as a collector would. Deterministic sampling has no
     seed, so it runs once per rate.
     """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from cache.config import CacheConfig
+    from probe.bench.sampling import as_json, run_trials, summarize
+
     err = Console(stderr=True)
     with errors_exit():
         rate_list, mode_list = _numbers(rates), _modes(modes)
@@ -109,6 +113,9 @@ def _share(row: dict[str, object], name: str) -> str:
 
 
 def _print_table(summary: list[dict[str, object]], truth: dict[str, bool]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="Sampling error against the full capture (mean ± sd over trials)")
     for column in ("mode", "N", "packets err", "octets err", "flows seen", "top-10 src recall",
                    "top-10 flows octets err", "flood", "fast scan", "slow scan"):  # fmt: skip

@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from core.attributes import FieldGroup
+from core.choices import ExportFormat
 from core.records import EndedRecords, RecordTable
-from exporter import ExportConfig, Exporter, SamplingAlgorithm, WireFormat, format_named
+from exporter import ExportConfig, Exporter, SamplingAlgorithm, format_named
 from exporter.collector import Collector
 from exporter.session import ExportSession
 from exporter.sinks import MemorySink, PcapSink, Sink, UdpSink
 from probe.cli.endpoints import Endpoint, parse_endpoint
 from probe.meter.counters import RecordSink
 from probe.meter.sampling import SamplingConfig
-
-DEFAULT_PACE = 10_000.0  # datagrams/s: nfcapd on loopback lost none at 40,000 (README)
-
-
-class ExportFormat(StrEnum):
-    """The --format choices: each names a row of exporter.FORMATS."""
-
-    V5 = "5"
-    V9 = "9"
-    IPFIX = "ipfix"
-
-    @property
-    def wire(self) -> WireFormat:
-        return format_named(self.value)
-
-    @property
-    def version(self) -> int:
-        return self.wire.version
 
 
 @dataclass(slots=True)
@@ -95,7 +77,7 @@ def make_exporter(options: ExportOptions, sampling: SamplingConfig, boot_ns: int
         sampling_algorithm=SamplingAlgorithm.for_mode(str(sampling.mode)), boot_ns=boot_ns,
         fields=options.fields,
     )  # fmt: skip
-    exporter: Exporter = options.export_format.wire.exporter(config)
+    exporter: Exporter = format_named(options.export_format.value).exporter(config)
     return exporter
 
 

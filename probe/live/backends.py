@@ -6,23 +6,13 @@ open back ends the same way.
 
 from __future__ import annotations
 
-import sys
-from enum import StrEnum
-
+from core.choices import Backend
 from core.errors import ConfigError
 from probe.live.afpacket import RingCapture, open_fanout
 from probe.live.pcap import LiveCapture, LiveConfig
 from probe.live.source import LiveSource
 
 MAX_WORKERS = 64
-
-
-class Backend(StrEnum):
-    AFPACKET = "afpacket"
-    PCAP = "pcap"
-
-
-DEFAULT_BACKEND = Backend.AFPACKET if sys.platform.startswith("linux") else Backend.PCAP
 
 
 def check_workers(backend: Backend, workers: int) -> None:

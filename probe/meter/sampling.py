@@ -7,22 +7,15 @@ selects never depend on how the input was cut.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from core.choices import SamplingMode
 from core.errors import ConfigError
 
 BoolArray = npt.NDArray[np.bool_]
-
-
-class SamplingMode(StrEnum):
-    FULL = "full"
-    DETERMINISTIC = "deterministic"  # frame i when i % N == 0
-    RANDOM = "random"  # exactly one frame, uniformly, in each window [kN, (k+1)N)
-    PROBABILISTIC = "probabilistic"  # each frame independently with probability 1/N
 
 
 @dataclass(frozen=True, slots=True)
