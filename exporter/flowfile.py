@@ -225,9 +225,9 @@ def open_flow_file(
     """
     chosen = file_format(path, given)
     if chosen is FlowFileFormat.PARQUET:
-        from exporter.parquet import ParquetFlowWriter  # pyarrow is optional
+        from exporter.parquet import ParquetFlowWriter
 
-        return ParquetFlowWriter(path)
+        return ParquetFlowWriter(path, groups)
     if chosen is FlowFileFormat.ARROW:
         from exporter.arrow_ipc import ArrowStreamWriter
 
