@@ -6,7 +6,8 @@ import numpy as np
 from numba import njit
 
 from cache.hashing import key_hash, with_macs
-from cache.kernel import DST_MAC, SRC_MAC, _lru_append, claim_slot
+from cache.kernel import _lru_append, claim_slot
+from core.attributes import DST_MAC, SRC_MAC
 
 
 @njit(cache=True, nogil=True)

@@ -57,6 +57,7 @@ from numba import njit
 
 from cache.hashing import hash_keys, mix_macs
 from cache.prefetch import prefetch as _prefetch
+from core.attributes import DST_MAC, SRC_MAC  # the words a --key-mac key compares
 
 FLOW_SLOT = np.dtype(
     [
@@ -84,7 +85,6 @@ HEAD, TAIL, N_OPEN, FREE_TOP, CLOCK, PEAK_OPEN, NEXT_SERIAL = 0, 1, 2, 3, 4, 5, 
 STATE_SIZE = 7
 SERIAL, ROOT = 0, 1  # columns of ``chains``
 PREV, NEXT = 0, 1
-SRC_MAC, DST_MAC = 0, 1  # core.attributes words a --key-mac key compares
 NO_SLOT = -1
 TAG_MASK = np.uint64(0x7FFFFFFF)  # hash bits kept in a table entry; covers any table mask
 _IDX_MASK = np.int64(0xFFFFFFFF)

@@ -19,19 +19,15 @@ import numpy as np
 
 from core.attributes import (
     ATTRIBUTE_WORDS,
-    MAC_BITS,
-    MPLS_BITS,
-    OUTER_VERSION,
-    VLAN_BITS,
     FieldGroup,
 )
 from core.columns import widened
 from core.errors import ConfigError
 from core.records import RecordTable
-from exporter import text_kernel as tk
 from exporter.flowfile import (
     REASON_NAMES,
     AttributeColumn,
+    address_texts,
     attribute_columns,
     flow_columns,
 )
@@ -59,8 +55,8 @@ def arrow_table(records: RecordTable, groups: frozenset[FieldGroup] = frozenset(
     columns = {
         "first_ns": pa.array(records.first_ns, timestamp),
         "last_ns": pa.array(records.last_ns, timestamp),
-        "src": _addresses(pa, records.version, records.src_hi, records.src_lo),
-        "dst": _addresses(pa, records.version, records.dst_hi, records.dst_lo),
+        "src": _strings(pa, *address_texts(records.version, records.src_hi, records.src_lo)),
+        "dst": _strings(pa, *address_texts(records.version, records.dst_hi, records.dst_lo)),
         "end_reason": pa.DictionaryArray.from_arrays(  # REASON_NAMES[flowEndReason]
             pa.array(records.end_reason.astype(np.int8)), pa.array(REASON_NAMES)
         ),
@@ -74,31 +70,16 @@ def arrow_table(records: RecordTable, groups: frozenset[FieldGroup] = frozenset(
 
 def _attribute(pa: Any, column: AttributeColumn, words: np.ndarray) -> Any:
     """One attribute column: numbers for VLAN ids and MPLS labels, else text; null if absent."""
-    value = words[:, column.word]
-    if column.kind in (tk.OUTER_SRC, tk.OUTER_DST):
-        present = words[:, OUTER_VERSION] != 0
-    else:
-        bits = {tk.MAC: MAC_BITS, tk.VLAN_ID: VLAN_BITS, tk.MPLS_LABEL: MPLS_BITS}[column.kind]
-        present = (value >> np.uint64(bits)) != 0
-    if column.kind == tk.VLAN_ID:
-        return pa.array((value & np.uint64(0x0FFF)).astype(np.uint16), mask=~present)
-    if column.kind == tk.MPLS_LABEL:
-        label = (value >> np.uint64(4)) & np.uint64(0xFFFFF)
-        return pa.array(label.astype(np.uint32), mask=~present)
-    n = len(words)
-    out = np.empty(n * 39 + 1, np.uint8)
-    offsets = np.empty(n + 1, np.int32)
-    size = tk.format_attributes(column.kind, np.ascontiguousarray(words), column.word, out, offsets)
+    present = column.present(words)
+    if column.numeric:
+        return pa.array(column.numbers(words), mask=~present)
     validity = pa.array(present).buffers()[1]
+    return _strings(pa, *column.texts(words), validity, int((~present).sum()))
+
+
+def _strings(pa: Any, text: np.ndarray, offsets: np.ndarray, validity: Any = None,
+             nulls: int = 0) -> Any:  # fmt: skip
     return pa.StringArray.from_buffers(
-        n, pa.py_buffer(offsets), pa.py_buffer(out[:size].tobytes()), validity,
-        int((~present).sum()),
+        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text.tobytes()),
+        validity, nulls,
     )  # fmt: skip
-
-
-def _addresses(pa: Any, version: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> Any:
-    n = len(version)
-    out = np.empty(n * 39 + 1, np.uint8)
-    offsets = np.empty(n + 1, np.int32)
-    size = tk.format_addresses(version, hi, lo, out, offsets)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out[:size].tobytes()))

@@ -26,18 +26,63 @@ INT_FIELDS = tuple(name for name in FIELDS if name not in TEXT_FIELDS)
 REASON_NAMES = [""] + [reason.name.lower() for reason in sorted(EndReason)]
 
 
-def _packed(parts: list[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+def packed(parts: list[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     starts = np.cumsum([0] + [len(p) for p in parts]).astype(np.int64)
     return np.frombuffer(b"".join(parts) or b"\0", np.uint8)[: starts[-1]].copy(), starts
 
 
+Text = tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]  # bytes, and where row i starts
+
+
+def address_texts(version: npt.NDArray[np.uint8], hi: npt.NDArray[np.uint64],
+                  lo: npt.NDArray[np.uint64]) -> Text:  # fmt: skip
+    """Each address as text (dotted quad, RFC 5952), one after another, and the offsets."""
+    out = np.empty(len(version) * 39 + 1, np.uint8)
+    offsets = np.empty(len(version) + 1, np.int64)
+    size = tk.format_addresses(version, hi, lo, out, offsets)
+    return out[:size], offsets
+
+
 @dataclass(frozen=True)
 class AttributeColumn:
-    """A flow file column that ``--fields`` adds: its name, text kernel kind and word."""
+    """A flow file column that ``--fields`` adds: its name, text kernel kind and word.
+
+    Given the records' attribute words, it says which rows have a value
+    (``present``) and gives the values: numbers for VLAN ids and MPLS labels
+    (``numeric``), else text, formatted by the same kernel as the CSV.
+    """
 
     name: str
     kind: int
     word: int = 0
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in (tk.VLAN_ID, tk.MPLS_LABEL)
+
+    def present(self, words: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+        present: npt.NDArray[np.bool_]
+        if self.kind in (tk.OUTER_SRC, tk.OUTER_DST):
+            present = words[:, attributes.OUTER_VERSION] != 0
+        else:
+            bits = {tk.MAC: attributes.MAC_BITS, tk.VLAN_ID: attributes.VLAN_BITS,
+                    tk.MPLS_LABEL: attributes.MPLS_BITS}[self.kind]  # fmt: skip
+            present = (words[:, self.word] >> np.uint64(bits)) != 0
+        return present
+
+    def numbers(self, words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint16 | np.uint32]:
+        """VLAN ids (uint16) or MPLS labels (uint32) of every row (0 where absent)."""
+        value = words[:, self.word]
+        if self.kind == tk.VLAN_ID:
+            return (value & np.uint64(0x0FFF)).astype(np.uint16)
+        return ((value >> np.uint64(4)) & np.uint64(0xFFFFF)).astype(np.uint32)
+
+    def texts(self, words: npt.NDArray[np.uint64]) -> Text:
+        """Every row's value as text (empty where absent), and the offsets."""
+        out = np.empty(len(words) * 39 + 1, np.uint8)
+        offsets = np.empty(len(words) + 1, np.int64)
+        size = tk.format_attributes(self.kind, np.ascontiguousarray(words), self.word, out, offsets)
+        return out[:size], offsets
 
 
 ATTRIBUTE_COLUMNS: dict[FieldGroup, tuple[AttributeColumn, ...]] = {
@@ -120,8 +165,8 @@ class RowFormat:
             np.int64,
         )
         words = widened(records.attrs, attributes.ATTRIBUTE_WORDS if self.extra else 0)
-        prefix_bytes, prefix_starts = _packed(self.prefixes)
-        names, name_starts = _packed([name.encode() for name in REASON_NAMES])
+        prefix_bytes, prefix_starts = packed(self.prefixes)
+        names, name_starts = packed([name.encode() for name in REASON_NAMES])
         row_bytes = sum(len(p) for p in self.prefixes) + len(self.row_end)
         out = np.empty(n * (row_bytes + len(kinds) * tk.MAX_FIELD_BYTES), np.uint8)
         size = tk.format_rows(

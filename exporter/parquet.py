@@ -25,7 +25,13 @@ from core.errors import ExportError
 from core.records import RecordTable
 from exporter import parquet_layout as pl
 from exporter import text_kernel as tk
-from exporter.flowfile import REASON_NAMES, attribute_columns, flow_columns
+from exporter.flowfile import (
+    REASON_NAMES,
+    AttributeColumn,
+    attribute_columns,
+    flow_columns,
+    packed,
+)
 
 ROW_GROUP_ROWS = 1 << 16  # rows held before a row group is written
 
@@ -33,50 +39,27 @@ ROW_GROUP_ROWS = 1 << 16  # rows held before a row group is written
 Encoded = tuple[bytes, npt.NDArray[np.bool_] | None]
 UNSIGNED = {"sport": 16, "dport": 16, "proto": 8, "tos": 8, "tcp_flags": 8, "packets": 64,
             "octets": 64, "ifindex": 32, "vlan": 16}  # fmt: skip
-ATTRIBUTE_BITS = {tk.MAC: a.MAC_BITS, tk.VLAN_ID: a.VLAN_BITS, tk.MPLS_LABEL: a.MPLS_BITS}
-
-
-def _texts(text: npt.NDArray[np.uint8], offsets: npt.NDArray[Any], rows: Any = None) -> bytes:
-    starts = offsets[:-1].astype(np.int64)
-    lengths = np.diff(offsets).astype(np.int64)
-    if rows is not None:
-        starts, lengths = starts[rows], lengths[rows]
-    return pl.plain_byte_arrays(text, starts, lengths)
 
 
 def _addresses(version: Any, hi: Any, lo: Any) -> bytes:
-    n = len(version)
-    out = np.empty(n * 39 + 1, np.uint8)
-    offsets = np.empty(n + 1, np.int32)
-    tk.format_addresses(version, hi, lo, out, offsets)
-    return _texts(out, offsets)
+    out = np.empty(len(version) * 43, np.uint8)  # 4-byte length + at most 39 characters
+    return out[: tk.plain_addresses(version, hi, lo, out)].tobytes()
 
 
 def _reasons(codes: npt.NDArray[np.uint8]) -> bytes:
-    names = [name.encode() for name in REASON_NAMES]
-    text = np.frombuffer(b"".join(names) or b"\0", np.uint8)
-    starts = np.cumsum([0] + [len(name) for name in names])[:-1]
-    lengths = np.array([len(name) for name in names], np.int64)
-    return pl.plain_byte_arrays(text, starts[codes], lengths[codes])
+    names, starts = packed([name.encode() for name in REASON_NAMES])
+    out = np.empty(len(codes) * (4 + int(np.diff(starts).max())), np.uint8)
+    return out[: tk.plain_names(codes, names, starts, out)].tobytes()
 
 
-def _attribute(kind: int, word: int, words: npt.NDArray[np.uint64]) -> Encoded:
-    """An attribute's values for the rows that have one (``core.attributes``' present bits)."""
-    value = words[:, word]
-    if kind in (tk.OUTER_SRC, tk.OUTER_DST):
-        present = words[:, a.OUTER_VERSION] != 0
-    else:
-        present = (value >> np.uint64(ATTRIBUTE_BITS[kind])) != 0
-    if kind == tk.VLAN_ID:
-        return pl.plain_numbers(value[present] & np.uint64(0x0FFF), pl.INT32), present
-    if kind == tk.MPLS_LABEL:
-        label = (value[present] >> np.uint64(4)) & np.uint64(0xFFFFF)
-        return pl.plain_numbers(label, pl.INT32), present
-    n = len(words)
-    out = np.empty(n * 39 + 1, np.uint8)
-    offsets = np.empty(n + 1, np.int64)
-    tk.format_attributes(kind, np.ascontiguousarray(words), word, out, offsets)
-    return _texts(out, offsets, present), present
+def _attribute(column: AttributeColumn, words: npt.NDArray[np.uint64]) -> Encoded:
+    """An attribute's values for the rows that have one, and which rows those are."""
+    present = column.present(words)
+    if column.numeric:
+        return pl.plain_numbers(column.numbers(words)[present], pl.INT32), present
+    out = np.empty(len(words) * 43, np.uint8)
+    size = tk.plain_attributes(column.kind, np.ascontiguousarray(words), column.word, out)
+    return out[:size].tobytes(), present
 
 
 def _columns(
@@ -105,14 +88,14 @@ def _columns(
             kind = pl.unsigned_type(UNSIGNED[name])
             columns.append((name, kind, number(name, kind.physical)))
     for column in attribute_columns(groups):
-        if column.kind in (tk.VLAN_ID, tk.MPLS_LABEL):
+        if column.numeric:
             bits = 16 if column.kind == tk.VLAN_ID else 32
             declared = pl.unsigned_type(bits, optional=True)
         else:
             declared = pl.string_type(optional=True)
 
-        def encode(r: RecordTable, kind: int = column.kind, word: int = column.word) -> Encoded:
-            return _attribute(kind, word, widened(r.attrs, a.ATTRIBUTE_WORDS))
+        def encode(r: RecordTable, column: AttributeColumn = column) -> Encoded:
+            return _attribute(column, widened(r.attrs, a.ATTRIBUTE_WORDS))
 
         columns.append((column.name, declared, encode))
     return columns

@@ -116,22 +116,6 @@ def plain_numbers(values: npt.NDArray[Any], physical: int) -> bytes:
     return values.astype("<i4" if physical == INT32 else "<i8").tobytes()
 
 
-def plain_byte_arrays(
-    text: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
-) -> bytes:
-    """PLAIN BYTE_ARRAY of the values ``text[starts[i] : starts[i] + lengths[i]]``: each one's
-    4-byte little-endian length, then its bytes."""
-    n = len(starts)
-    ends = np.cumsum(lengths)
-    total = int(ends[-1]) if n else 0
-    out = np.empty(4 * n + total, np.uint8)
-    at = ends - lengths + 4 * np.arange(n)  # where each value's length goes
-    out[(at[:, None] + np.arange(4)).ravel()] = lengths.astype("<u4").view(np.uint8)
-    inside = np.arange(total) - np.repeat(ends - lengths, lengths)
-    out[np.repeat(at + 4, lengths) + inside] = text[np.repeat(starts, lengths) + inside]
-    return out.tobytes()
-
-
 def definition_levels(present: npt.NDArray[np.bool_]) -> bytes:
     """1-bit levels (1: a value) as one bit-packed run, behind the page's 4-byte length."""
     groups = -(-len(present) // 8)

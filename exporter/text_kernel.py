@@ -14,9 +14,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from core.attributes import (
+    MAC_BITS,
+    MPLS_BITS,
+    OUTER_DST_HI,
+    OUTER_SRC_HI,
+    OUTER_VERSION,
+    VLAN_BITS,
+)
+
 INT, SRC_ADDR, DST_ADDR, REASON = 0, 1, 2, 3
 MAC, VLAN_ID, MPLS_LABEL, OUTER_SRC, OUTER_DST = 4, 5, 6, 7, 8
-OUTER_VERSION, OUTER_SRC_HI, OUTER_DST_HI = 6, 7, 9  # core.attributes word positions
 MAX_FIELD_BYTES = 48  # an IPv6 address is at most 39 characters, an int64 20
 HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 _FF = np.uint64(0xFF)
@@ -108,11 +116,11 @@ def _write_attribute(out, pos, kind, words, word, quote, absent):  # type: ignor
     if kind == OUTER_SRC or kind == OUTER_DST:
         present = words[OUTER_VERSION] != 0
     elif kind == MAC:
-        present = (words[word] >> np.uint64(48)) != 0
+        present = (words[word] >> np.uint64(MAC_BITS)) != 0
     elif kind == VLAN_ID:
-        present = (words[word] >> np.uint64(16)) != 0
+        present = (words[word] >> np.uint64(VLAN_BITS)) != 0
     else:
-        present = (words[word] >> np.uint64(24)) != 0
+        present = (words[word] >> np.uint64(MPLS_BITS)) != 0
     if not present:
         for b in range(len(absent)):
             out[pos] = absent[b]
@@ -208,4 +216,48 @@ def format_attributes(kind, words, word, out, offsets):  # type: ignore[no-untyp
         offsets[r] = pos
         pos = _write_attribute(out, pos, kind, words[r], word, False, absent)
     offsets[len(words)] = pos
+    return pos
+
+
+@njit(cache=True, inline="always")
+def _write_length(out, pos, length):  # type: ignore[no-untyped-def]
+    for k in range(4):
+        out[pos + k] = (length >> (8 * k)) & 0xFF
+
+
+@njit(cache=True, nogil=True)
+def plain_addresses(version, hi, lo, out):  # type: ignore[no-untyped-def]
+    """Each address as a Parquet PLAIN BYTE_ARRAY value (4-byte little-endian length, text)."""
+    pos = 0
+    for r in range(len(version)):
+        end = _write_addr(out, pos + 4, version[r], hi[r], lo[r])
+        _write_length(out, pos, end - pos - 4)
+        pos = end
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def plain_attributes(kind, words, word, out):  # type: ignore[no-untyped-def]
+    """``plain_addresses`` for the rows that have the attribute (the others write nothing)."""
+    pos = 0
+    absent = np.empty(0, np.uint8)
+    for r in range(len(words)):
+        end = _write_attribute(out, pos + 4, kind, words[r], word, False, absent)
+        if end > pos + 4:
+            _write_length(out, pos, end - pos - 4)
+            pos = end
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def plain_names(codes, names, name_starts, out):  # type: ignore[no-untyped-def]
+    """Each row's end-reason name as a PLAIN BYTE_ARRAY value."""
+    pos = 0
+    for r in range(len(codes)):
+        first, last = name_starts[codes[r]], name_starts[codes[r] + 1]
+        _write_length(out, pos, last - first)
+        pos += 4
+        for b in range(first, last):
+            out[pos] = names[b]
+            pos += 1
     return pos

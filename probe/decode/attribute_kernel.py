@@ -11,6 +11,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from core.attributes import (
+    DST_MAC,
+    INNER_VLAN,
+    MAC_BITS,
+    MPLS1,
+    MPLS_BITS,
+    MPLS_WORDS,
+    OUTER_DST_HI,
+    OUTER_DST_LO,
+    OUTER_SRC_HI,
+    OUTER_SRC_LO,
+    OUTER_VERSION,
+    SRC_MAC,
+    VLAN_BITS,
+)
 from probe.decode.kernel import (
     ETHERTYPE,
     GRE,
@@ -31,11 +46,9 @@ from probe.decode.kernel import (
 )
 
 LINKTYPE_ETHERNET = 1
-# Word positions (core.attributes), repeated as plain ints for the compiler.
-SRC_MAC, DST_MAC, INNER_VLAN, MPLS1 = 0, 1, 2, 3
-OUTER_VERSION, OUTER_SRC_HI, OUTER_SRC_LO, OUTER_DST_HI, OUTER_DST_LO = 6, 7, 8, 9, 10
-MPLS_ENTRIES = 3
-MAC_PRESENT, VLAN_PRESENT, MPLS_PRESENT = np.uint64(1 << 48), np.uint64(1 << 16), np.uint64(1 << 24)
+MPLS_ENTRIES = len(MPLS_WORDS)
+MAC_PRESENT, VLAN_PRESENT = np.uint64(1 << MAC_BITS), np.uint64(1 << VLAN_BITS)
+MPLS_PRESENT = np.uint64(1 << MPLS_BITS)
 
 
 @njit(cache=True, inline="always")
