@@ -18,10 +18,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 
 from cache.config import CacheConfig
+from core.attributes import FieldGroup
 from core.choices import Backend
 from core.errors import ConfigError
 from core.records import EndedRecords, RecordTable
@@ -33,7 +34,7 @@ from probe.meter.counters import Counters
 from probe.meter.live_workers import meter_capture
 from probe.meter.sampling import SamplingConfig
 from probe.meter.warmup import load_kernels
-from spanflow.api import Flows, _configs, _stats
+from spanflow.api import Flows, _configs, _field_groups, _stats
 
 QUEUE_DEPTH = (
     64  # batches ahead of the consumer; past it the rings fill and the kernel counts drops
@@ -46,6 +47,7 @@ class LiveFlows:
     def __init__(
         self, live: LiveConfig, backend: str, workers: int, duration: float | None,
         cache_and_sampling: tuple[CacheConfig, SamplingConfig],
+        fields: frozenset[FieldGroup] = frozenset(),
     ) -> None:  # fmt: skip
         if backend not in list(Backend):
             raise ConfigError(f"backend must be one of {', '.join(Backend)}, got {backend!r}")
@@ -55,6 +57,7 @@ class LiveFlows:
         self._batches: queue.Queue[EndedRecords | tuple[Counters, CaptureStats] | BaseException]
         self._batches = queue.Queue(QUEUE_DEPTH)
         self._done = False
+        self._fields = fields
         check_workers(Backend(backend), workers)
         load_kernels(config, readers=False, ring=backend == Backend.AFPACKET)
         sources = open_live(live, Backend(backend), workers)
@@ -101,9 +104,9 @@ class LiveFlows:
                 counters, stats = item
                 figures = {**_stats(counters), "received": stats.received,
                            "dropped": stats.dropped_kernel}  # fmt: skip
-                yield Flows(RecordTable.empty(0), figures, counters.damage)
+                yield Flows(RecordTable.empty(0), figures, counters.damage, self._fields)
                 return
-            yield Flows(item.records())
+            yield Flows(item.records(), fields=self._fields)
 
     def __enter__(self) -> LiveFlows:
         return self
@@ -131,7 +134,9 @@ def capture(
     active: float = 1800.0,
     max_flows: int = 65536,
     key_vlan: bool = False,
+    key_mac: bool = False,
     tunnels: str = "outer",
+    fields: str | Sequence[str] = (),
     sampling: str = "full",
     sampling_rate: int | None = None,
     seed: int = 0,
@@ -145,11 +150,14 @@ def capture(
 ) -> LiveFlows:
     """Capture on ``interface`` (root or CAP_NET_RAW) with the command's back ends and rules.
 
-    Raises ``ConfigError`` for bad options and ``InputError`` when the
-    interface cannot be captured, before returning.
+    ``fields`` and ``key_mac`` as in ``spanflow.convert``. Raises
+    ``ConfigError`` for bad options and ``InputError`` when the interface
+    cannot be captured, before returning.
     """
     live = LiveConfig(interface, bpf_filter, snaplen, promiscuous, buffer_mib)
+    groups = _field_groups(fields)
     configs = _configs(
-        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed, tunnels
-    )
-    return LiveFlows(live, backend, workers, duration, configs)
+        inactive, active, max_flows, key_vlan, sampling, sampling_rate, seed, tunnels, groups,
+        key_mac,
+    )  # fmt: skip
+    return LiveFlows(live, backend, workers, duration, configs, groups)

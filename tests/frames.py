@@ -24,14 +24,16 @@ from probe.decode.reasons import DecodeReason
 NULL, ETHERNET, RAW_ALT, RAW, LOOP = 0, 1, 12, 101, 108  # RAW_ALT: DLT_RAW as most BSDs number it
 LINUX_SLL, IPV4, IPV6, LINUX_SLL2 = 113, 228, 229, 276
 PPP, PPP_HDLC, C_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG = 9, 50, 104, 105, 127, 192, 239
+FRAME_RELAY = 107
 LINK_TYPES = (
     NULL, ETHERNET, RAW_ALT, RAW, LOOP, LINUX_SLL, IPV4, IPV6, LINUX_SLL2,
-    PPP, PPP_HDLC, C_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG,
+    PPP, PPP_HDLC, C_HDLC, IEEE802_11, FRAME_RELAY, RADIOTAP, PPI, NFLOG,
 )  # fmt: skip
 ETH_IP, ETH_IP6, ETH_ARP, ETH_LLDP = 0x0800, 0x86DD, 0x0806, 0x88CC
 ETH_8021Q, ETH_8021AD, ETH_QINQ = 0x8100, 0x88A8, 0x9100
 ETH_MPLS, ETH_MPLS_MCAST = 0x8847, 0x8848
 ETH_PPPOE, ETH_PPPOE_DISCOVERY, ETH_FABRICPATH, ETH_PBB = 0x8864, 0x8863, 0x8903, 0x88E7
+ETH_MACSEC, ETH_NSH, ETH_ARISTA = 0x88E5, 0x894F, 0xD28B
 PPP_IPV4, PPP_IPV6, PPP_LCP = 0x0021, 0x0057, 0xC021
 TAG_TYPES = (ETH_8021Q, ETH_8021AD, ETH_QINQ)
 AF_INET, AF_INET6_BSD, AF_INET6_LINUX = 2, 24, 10
@@ -350,6 +352,35 @@ def pppoe(l3: bytes, session: int = 0x1234, protocol: int | None = None) -> byte
     return struct.pack(">BBHHH", 0x11, 0, session, len(l3) + 2, number) + l3
 
 
+def macsec(
+    l3: bytes, sci: bool = True, encrypted: bool = False, ethertype: int | None = None
+) -> bytes:
+    """A MACsec payload (IEEE 802.1AE-2018 9.3): SecTAG (TCI/AN, short length, packet number,
+    the SCI when the SC bit is set), the ethertype and ``l3`` in clear unless ``encrypted``
+    (E and C bits), then a 16-byte ICV."""
+    tci = (0x20 if sci else 0) | (0x0C if encrypted else 0) | 1  # AN 1
+    sectag = struct.pack(">BBI", tci, 0, 7) + (MAC_SRC + b"\x00\x01" if sci else b"")
+    inner = _ethertype_of(l3) if ethertype is None else ethertype
+    return sectag + inner.to_bytes(2, "big") + l3 + b"\xee" * 16
+
+
+def nsh(payload: bytes, next_protocol: int, context_words: int = 4) -> bytes:
+    """An NSH header (RFC 8300 2.2, MD type 1 with ``context_words`` of context), then
+    ``payload`` of ``next_protocol`` (1 IPv4, 2 IPv6, 3 Ethernet, 4 NSH, 5 MPLS)."""
+    length = 2 + context_words
+    base = struct.pack(">BBBB", 0x0F, 0xC0 | length, 1, next_protocol)  # TTL 63
+    return base + struct.pack(">I", 0x000100FF) + bytes(4 * context_words) + payload
+
+
+def arista(l3: bytes, wide: bool = True) -> bytes:
+    """An Arista timestamp header (subtype 1; version 0x0010: 64-bit time, 0x0020: 48-bit),
+    then the original ethertype and ``l3``."""
+    version, time = (
+        (0x0010, struct.pack(">II", 5, 6)) if wide else (0x0020, b"\x00\x05" + b"\0\0\0\6")
+    )
+    return struct.pack(">HH", 1, version) + time + _ethertype_of(l3).to_bytes(2, "big") + l3
+
+
 def ieee802_11(l3: bytes, qos: bool = False, four_addresses: bool = False) -> bytes:
     """An 802.11 data frame (IEEE 802.11-2020 9.3.2.1) carrying LLC/SNAP and ``l3``."""
     subtype = 8 if qos else 0
@@ -362,6 +393,22 @@ def ieee802_11(l3: bytes, qos: bool = False, four_addresses: bool = False) -> by
 def radiotap(frame: bytes) -> bytes:
     """A minimal radiotap header (version 0, length 8, no fields present) before 802.11."""
     return struct.pack("<BBHI", 0, 0, 8, 0) + frame
+
+
+def frame_relay(
+    l3: bytes, form: str = "nlpid", dlci: int = 100, ethertype: int | None = None
+) -> bytes:
+    """A Frame Relay frame: a 2-octet Q.922 address (ITU-T Q.922 A.3.2: DLCI, EA in the second
+    octet), then by ``form``: RFC 2427's UI control 0x03 and NLPID (0xCC, 0x8E), the same
+    with a 0 pad, SNAP (NLPID 0x80, OUI 0, the ethertype), or Cisco's ethertype alone."""
+    address = struct.pack(">BB", (dlci >> 4) << 2, ((dlci & 0xF) << 4) | 1)
+    inner = _ethertype_of(l3) if ethertype is None else ethertype
+    if form == "cisco":
+        return address + inner.to_bytes(2, "big") + l3
+    if form == "snap":
+        return address + b"\x03\x80\x00\x00\x00" + inner.to_bytes(2, "big") + l3
+    nlpid = b"\xcc" if l3[0] >> 4 == 4 else b"\x8e"
+    return address + b"\x03" + (b"\x00" if form == "padded" else b"") + nlpid + l3
 
 
 def ppi(linktype: int, frame: bytes) -> bytes:
@@ -394,6 +441,8 @@ def wrap(linktype: int, l3: bytes) -> bytes:
         return ppi(ETHERNET, eth(l3))
     if linktype == NFLOG:
         return nflog(l3)
+    if linktype == FRAME_RELAY:
+        return frame_relay(l3)
     if linktype == LINUX_SLL:
         return sll(l3)
     if linktype == LINUX_SLL2:
@@ -473,10 +522,11 @@ class Dissection:
     l4_needed: int = 0  # transport bytes the row's ports/flags/type need
     needs_nibble: bool = False  # MPLS: the L3 version nibble decides IP or not
     row: dict[str, int] = field(default_factory=dict)
+    chain: tuple[tuple[int, int], ...] = ()  # IPv6 extension headers: (type, where it ends)
 
 
 _PPP_ETHERTYPES = {PPP_IPV4: ETH_IP, PPP_IPV6: ETH_IP6, 0x0281: ETH_MPLS, 0x0283: ETH_MPLS_MCAST}
-_OWN_HEADER_LINKS = (PPP, PPP_HDLC, C_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG)
+_OWN_HEADER_LINKS = (PPP, PPP_HDLC, C_HDLC, IEEE802_11, FRAME_RELAY, RADIOTAP, PPI, NFLOG)
 Link = tuple[int, int, int | None, bool]
 
 
@@ -510,6 +560,15 @@ def _own_header_link(linktype: int, data: bytes) -> Link:
         header += 4 if subtype & 8 and flags & 0x80 else 0
         assert data[header : header + 3] == b"\xaa\xaa\x03", "LLC/SNAP expected"
         return _after_ethertype(data, struct.unpack_from(">H", data, header + 6)[0], header + 8)
+    if linktype == FRAME_RELAY:  # address octets up to EA, then RFC 2427 or Cisco
+        pos = next(i for i, octet in enumerate(data) if octet & 1) + 1
+        if data[pos] != 0x03:
+            return _after_ethertype(data, struct.unpack_from(">H", data, pos)[0], pos + 2)
+        pos += 2 if data[pos + 1] == 0 else 1
+        if data[pos] == 0x80:  # SNAP, OUI 0
+            assert data[pos + 1 : pos + 4] == bytes(3), "bridged SNAP is not judged here"
+            return _after_ethertype(data, struct.unpack_from(">H", data, pos + 4)[0], pos + 6)
+        return pos + 1, 0, {0xCC: 4, 0x8E: 6}.get(data[pos], 0), False
     if linktype == C_HDLC or data[0] in (0x0F, 0x8F):
         return _after_ethertype(data, struct.unpack_from(">H", data, 2)[0], 4)
     ethertype, pos = _ppp_header(data, 0)
@@ -548,6 +607,21 @@ def _after_ethertype(data: bytes, ethertype: int, pos: int) -> Link:
             ethertype, pos = struct.unpack_from(">H", data, pos + 14)[0], pos + 16
         elif ethertype == ETH_PBB:  # I-TAG, customer MAC addresses, ethertype
             ethertype, pos = struct.unpack_from(">H", data, pos + 16)[0], pos + 18
+        elif ethertype == ETH_MACSEC:  # SecTAG: TCI/AN, SL, PN, SCI if SC; E or C: encrypted
+            if data[pos] & 0x0C:  # known once the TCI byte is read
+                return pos + 1, vlan or 0, 0, False
+            sectag = 6 + (8 if data[pos] & 0x20 else 0)
+            ethertype, pos = struct.unpack_from(">H", data, pos + sectag)[0], pos + sectag + 2
+        elif ethertype == ETH_NSH:  # length in 4-byte words (low 6 bits of byte 1)
+            length, following = (data[pos + 1] & 0x3F) * 4, data[pos + 3]
+            pos += length
+            if following == 3:  # Ethernet
+                ethertype, pos = struct.unpack_from(">H", data, pos + 12)[0], pos + 14
+            else:
+                ethertype = {1: ETH_IP, 2: ETH_IP6, 4: ETH_NSH, 5: ETH_MPLS}.get(following, 0)
+        elif ethertype == ETH_ARISTA:  # subtype, version, a 64-bit (0x10) or 48-bit time
+            time = 8 if data[pos + 3] == 0x10 else 6
+            ethertype, pos = struct.unpack_from(">H", data, pos + 4 + time)[0], pos + 6 + time
         else:
             break
     if ethertype in (ETH_MPLS, ETH_MPLS_MCAST):
@@ -588,16 +662,18 @@ class _IPv6Header(dpkt.Packet):  # type: ignore[misc]  # dpkt is untyped
     __bit_fields__ = dpkt.ip6.IP6.__bit_fields__
 
 
-def _ipv6_chain(first: int, chain: bytes) -> tuple[int, int, bool]:
-    """(protocol, chain octets, non-first fragment), walking with dpkt's extension headers."""
-    proto, octets = first, 0
+def _ipv6_chain(first: int, chain: bytes) -> tuple[int, int, bool, list[tuple[int, int]]]:
+    """(protocol, chain octets, non-first fragment, each header's (type, end)), walking with
+    dpkt's extension headers."""
+    proto, octets, walked = first, 0, []
     while proto in _WALKED_EXT:
         header = dpkt.ip6.EXT_HDRS_CLS[proto](chain[octets:])
         octets += header.length
+        walked.append((proto, octets))
         proto = header.nxt
         if isinstance(header, dpkt.ip6.IP6FragmentHeader) and header.frag_off:
-            return proto, octets, True
-    return proto, octets, False
+            return proto, octets, True, walked
+    return proto, octets, False, walked
 
 
 def dissect(linktype: int, data: bytes, wirelen: int | None = None) -> Dissection:
@@ -618,11 +694,11 @@ def dissect(linktype: int, data: bytes, wirelen: int | None = None) -> Dissectio
         proto, l4, later_fragment = packet.p, l3 + packet.hl * 4, packet.offset != 0
         transport = packet.data
         ip_len = packet.len or (len(data) if wirelen is None else wirelen) - l3  # 0: TSO
-        tos, src, dst = packet.tos, packet.src, packet.dst
+        tos, src, dst, walked = packet.tos, packet.src, packet.dst, []
     else:
         header = _IPv6Header(data[l3:])
         payload = header.data[: header.plen]
-        proto, chain, later_fragment = _ipv6_chain(header.nxt, payload)
+        proto, chain, later_fragment, walked = _ipv6_chain(header.nxt, payload)
         transport = payload[chain:]  # dpkt takes it apart below if the row needs it
         l4, ip_len = l3 + 40 + chain, 40 + header.plen
         tos, src, dst = header.fc, header.src, header.dst
@@ -644,7 +720,8 @@ def dissect(linktype: int, data: bytes, wirelen: int | None = None) -> Dissectio
             row["sport"], row["dport"] = transport.sport, transport.dport
         if proto == TCP:
             row["tcp_flags"] = transport.flags & 0xFF  # NS (bit 8) is not a flag the row keeps
-    return Dissection(DecodeReason.OK, l3, l4, needed, mpls, row)
+    chain = tuple((kind, l3 + 40 + end) for kind, end in walked)
+    return Dissection(DecodeReason.OK, l3, l4, needed, mpls, row, chain)
 
 
 def expected_row(
@@ -661,9 +738,18 @@ def expected_row(
         return undecodable(DecodeReason.L2_TRUNCATED)
     if whole.reason == DecodeReason.NOT_IP:
         return undecodable(whole.reason)
+    zeroed = dict.fromkeys(("sport", "dport", "tcp_flags"), 0)
     if cut < whole.l3_end:
-        return undecodable(DecodeReason.IP_TRUNCATED)
+        if not whole.chain or cut < whole.l3_start + 40:
+            return undecodable(DecodeReason.IP_TRUNCATED)
+        # IPv6 cut inside its extension chain: metered, the protocol the header it stops at
+        stopped_at = next(kind for kind, end in whole.chain if cut < end)
+        return {
+            **whole.row,
+            **zeroed,
+            "proto": stopped_at,
+            "reason": int(DecodeReason.L4_TRUNCATED),
+        }
     if cut < whole.l3_end + whole.l4_needed:
-        zeroed = dict.fromkeys(("sport", "dport", "tcp_flags"), 0)
         return {**whole.row, **zeroed, "reason": int(DecodeReason.L4_TRUNCATED)}
     return dict(whole.row)

@@ -21,13 +21,15 @@ from numba import njit
 # DecodeReason values (probe.decode.reasons), repeated as plain ints for the compiler.
 OK, L4_TRUNCATED, UNKNOWN_LINKTYPE, L2_TRUNCATED, NOT_IP, IP_TRUNCATED, IP_BAD_HEADER = range(7)
 # Link kinds (probe.decode.linktypes).
-ETHERTYPE, NIBBLE, PPP, PPP_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG = 1, 2, 3, 4, 5, 6, 7, 8
+ETHERTYPE, NIBBLE, PPP, PPP_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG, FRAME_RELAY = range(1, 10)
 LINKTYPE_ETHERNET, LINKTYPE_IEEE802_11 = 1, 105
 UNKNOWN_LINK = 0
 ETH_IPV4, ETH_IPV6, ETH_MPLS_UC, ETH_MPLS_MC = 0x0800, 0x86DD, 0x8847, 0x8848
 ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD = 0x8100, 0x88A8, 0x9100
 ETH_PPPOE_SESSION, ETH_FABRICPATH, ETH_PBB = 0x8864, 0x8903, 0x88E7
 ETH_TEB, ETH_ERSPAN_2, ETH_ERSPAN_3, ETH_PPP = 0x6558, 0x88BE, 0x22EB, 0x880B
+ETH_MACSEC, ETH_NSH, ETH_ARISTA = 0x88E5, 0x894F, 0xD28B
+NSH_IPV4, NSH_IPV6, NSH_ETHERNET, NSH_NSH, NSH_MPLS = 1, 2, 3, 4, 5  # RFC 8300 next protocols
 NO_ETHERTYPE = -1  # the link layer gives the IP header directly
 NOT_FOUND = -1  # a tunnel function's answer when the payload is no tunnel it knows
 MAX_TUNNELS = 4  # nested tunnels followed; each takes bytes, so the frame bounds it anyway
@@ -108,16 +110,23 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
     Walks any depth of 802.1Q/802.1ad tags, PPPoE session headers (RFC 2516:
     6 bytes, then the PPP protocol), Cisco FabricPath (2 bytes of FTag and
     TTL, then the inner MAC addresses and ethertype), 802.1ah I-TAGs (4
-    bytes, then the customer MAC addresses and ethertype) and MPLS label
-    stacks (RFC 3032) with IP below, or a control word and an Ethernet
-    pseudowire (first nibble 0, as tshark reads it); each step takes bytes,
-    so the frame bounds the loop.
+    bytes, then the customer MAC addresses and ethertype), MACsec SecTAGs
+    of integrity-only frames (IEEE 802.1AE-2018 9.3: 6 bytes, 8 more with the
+    SC bit, then the ethertype in clear; E or C set: encrypted, not IP),
+    NSH (RFC 8300 2.2: its length in 4-byte words, then the next protocol
+    it names), Arista timestamp headers (subtype 1: 4 bytes, a 64- or 48-bit
+    time by version, then the original ethertype) and MPLS label stacks
+    (RFC 3032) with IP below, or a control word and an Ethernet pseudowire
+    (first nibble 0, as tshark reads it); each step takes bytes, so the
+    frame bounds the loop.
     """
     vlan_id = 0
     inner_vlan = -1
     tags = 0
     mpls_at = -1
     while True:
+        if etype == ETH_IPV4 or etype == ETH_IPV6:
+            break
         if etype == ETH_8021Q or etype == ETH_8021AD or etype == ETH_QINQ_OLD:
             if l3 + 4 > end:
                 return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
@@ -143,6 +152,53 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
                 return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
             etype = _be16(buf, l3 + 16)
             l3 += 18
+        elif etype == ETH_MACSEC:
+            if l3 + 1 > end:
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+            tci = buf[l3]
+            if tci & 0x0C:  # E (encrypted) or C (changed text): the payload is not readable
+                return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
+            sectag = 14 if tci & 0x20 else 6
+            if l3 + sectag + 2 > end:
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+            etype = _be16(buf, l3 + sectag)
+            l3 += sectag + 2
+        elif etype == ETH_NSH:
+            if l3 + 8 > end:
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+            length = np.int64(buf[l3 + 1] & 0x3F) * 4
+            following = buf[l3 + 3]
+            if length < 8 or buf[l3] >> 6 != 0:  # version 0 only, base and path headers at least
+                return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
+            if l3 + length > end:
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+            l3 += length
+            if following == NSH_ETHERNET:
+                if l3 + 14 > end:
+                    return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+                etype = _be16(buf, l3 + 12)
+                l3 += 14
+            elif following == NSH_IPV4:
+                etype = ETH_IPV4
+            elif following == NSH_IPV6:
+                etype = ETH_IPV6
+            elif following == NSH_NSH:
+                etype = ETH_NSH
+            elif following == NSH_MPLS:
+                etype = ETH_MPLS_UC
+            else:
+                return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
+        elif etype == ETH_ARISTA:
+            if l3 + 4 > end:
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+            version = _be16(buf, l3 + 2) & 0xFF
+            if _be16(buf, l3) != 1 or (version != 0x10 and version != 0x20):
+                return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
+            header = 4 + (8 if version == 0x10 else 6)
+            if l3 + header + 2 > end:
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+            etype = _be16(buf, l3 + header)
+            l3 += header + 2
         elif etype == ETH_MPLS_UC or etype == ETH_MPLS_MC:
             if mpls_at < 0:
                 mpls_at = l3
@@ -221,6 +277,38 @@ def _nflog(buf, pos, end):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def _frame_relay(buf, pos, end):  # type: ignore[no-untyped-def]
+    """Frame Relay (LINKTYPE 107): (reason, L3 start, ethertype or NO_ETHERTYPE, version).
+
+    A Q.922 address (octets up to the one with the EA bit set), then either
+    RFC 2427 (control 0x03, an optional 0 pad, an NLPID: 0xCC IPv4, 0x8E
+    IPv6, 0x80 SNAP: OUI 0 and an ethertype) or Cisco's encapsulation (an
+    ethertype right after the address), as tshark tells them apart.
+    """
+    p = pos
+    while p < end and not buf[p] & 1:
+        p += 1
+    p += 1
+    if p + 2 > end:
+        return L2_TRUNCATED, pos, NO_ETHERTYPE, 0
+    if buf[p] != 0x03:
+        return OK, p + 2, _be16(buf, p), 0
+    p += 1 + (buf[p + 1] == 0)
+    if p >= end:
+        return L2_TRUNCATED, pos, NO_ETHERTYPE, 0
+    nlpid = buf[p]
+    if nlpid == 0xCC or nlpid == 0x8E:
+        return OK, p + 1, NO_ETHERTYPE, 4 if nlpid == 0xCC else 6
+    if nlpid != 0x80:
+        return NOT_IP, p, NO_ETHERTYPE, 0
+    if p + 6 > end:
+        return L2_TRUNCATED, pos, NO_ETHERTYPE, 0
+    if buf[p + 1] or buf[p + 2] or buf[p + 3]:  # an OUI other than 0: bridged frames, not opened
+        return NOT_IP, p, NO_ETHERTYPE, 0
+    return OK, p + 6, _be16(buf, p + 4), 0
+
+
+@njit(cache=True)
 def _link_l3(buf, base, end, kind):  # type: ignore[no-untyped-def]
     """(reason, L3 start, ethertype announcing it or NO_ETHERTYPE, IP version expected).
 
@@ -257,6 +345,8 @@ def _link_l3(buf, base, end, kind):  # type: ignore[no-untyped-def]
         return reason, l3, etype, 0
     if kind == NFLOG:
         return _nflog(buf, pos, end)
+    if kind == FRAME_RELAY:
+        return _frame_relay(buf, pos, end)
     return UNKNOWN_LINKTYPE, pos, NO_ETHERTYPE, 0
 
 
@@ -319,6 +409,7 @@ def _ip_header(buf, l3, end, after_l3, expected_version):  # type: ignore[no-unt
     l4 = l3 + 40
     first_fragment = True
     fragment = False
+    cut = False
     while True:  # each extension header takes at least 8 bytes: bounded by the frame
         if l4_proto == HOP_BY_HOP or l4_proto == ROUTING or l4_proto == DEST_OPTS:
             ext_len = (np.int64(buf[l4 + 1]) + 1) * 8 if l4 + 2 <= end else 8
@@ -328,8 +419,9 @@ def _ip_header(buf, l3, end, after_l3, expected_version):  # type: ignore[no-unt
             ext_len = 8
         else:
             break
-        if l4 + ext_len > end:
-            return _no_ip(IP_TRUNCATED, l3)
+        if l4 + ext_len > end:  # the snaplen cut the chain: metered, its protocol this header
+            cut = True
+            break
         if l4_proto == FRAGMENT:
             fragment = True
             first_fragment = (_be16(buf, l4 + 2) >> 3) == 0
@@ -338,7 +430,8 @@ def _ip_header(buf, l3, end, after_l3, expected_version):  # type: ignore[no-unt
         if not first_fragment:
             break
     return (
-        OK, l4_proto, l4, first_fragment, fragment, np.int64(6), _be64(buf, l3 + 8),
+        L4_TRUNCATED if cut else OK, l4_proto, l4, first_fragment and not cut, fragment,
+        np.int64(6), _be64(buf, l3 + 8),
         _be64(buf, l3 + 16), _be64(buf, l3 + 24), _be64(buf, l3 + 32),
         ((np.int64(buf[l3]) & 0x0F) << 4) | (np.int64(buf[l3 + 1]) >> 4),
         40 + _be16(buf, l3 + 4),
@@ -546,7 +639,8 @@ def decode_frames(  # type: ignore[no-untyped-def]
         header = _ip_header(buf, l3, end, wire_end - l3, expected)
         if header[0] != OK:
             reason[i] = header[0]
-            continue
+            if header[0] != L4_TRUNCATED:
+                continue
         if inner and (header[1] == IPIP or header[1] == IPV6_IN_IP or header[1] == GRE
                       or header[1] == UDP):  # fmt: skip
             header = _open_tunnels(buf, header, end, wire_end)

@@ -5,14 +5,14 @@ frame's L3 offset with one lookup. ``kind`` says how the L3 protocol is found:
 an ethertype-style field (then VLAN tags, PPPoE, MPLS and the rest of
 ``_ethertype_l3`` may follow), the IP version nibble of the first L3 byte, or
 a header of its own parsed by the decode kernel (PPP, 802.11, radiotap and
-PPI wrapping another link type, NFLOG's TLVs).
+PPI wrapping another link type, NFLOG's TLVs, Frame Relay's address).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-UNKNOWN, ETHERTYPE, NIBBLE, PPP, PPP_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG = range(9)
+UNKNOWN, ETHERTYPE, NIBBLE, PPP, PPP_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG, FRAME_RELAY = range(10)
 
 # code: (name, kind, offset of the 16-bit type field, L3 offset)
 LINK_TYPES: dict[int, tuple[str, int, int, int]] = {
@@ -24,6 +24,7 @@ LINK_TYPES: dict[int, tuple[str, int, int, int]] = {
     101: ("RAW", NIBBLE, 0, 0),
     104: ("C_HDLC", ETHERTYPE, 2, 4),  # address, control, then an ethertype
     105: ("IEEE802_11", IEEE802_11, 0, 0),
+    107: ("FRELAY", FRAME_RELAY, 0, 0),  # Q.922 address, then RFC 2427 NLPIDs or an ethertype
     127: ("IEEE802_11_RADIOTAP", RADIOTAP, 0, 0),
     108: ("LOOP", NIBBLE, 0, 4),  # 4-byte network-order address family
     113: ("LINUX_SLL", ETHERTYPE, 14, 16),

@@ -35,7 +35,9 @@ from tests.frames import (
     ETH_MPLS_MCAST,
     ETH_QINQ,
     ETHERNET,
+    FRAGMENT,
     GRE,
+    HOP_BY_HOP,
     ICMP,
     ICMPV6,
     IPV4,
@@ -51,6 +53,7 @@ from tests.frames import (
     PPI,
     RAW,
     RAW_ALT,
+    ROUTING,
     ROW_FIELDS,
     SCTP,
     T0_NS,
@@ -107,6 +110,7 @@ LINK_NAMES = {
     50: "ppp_hdlc",
     104: "chdlc",
     105: "wifi",
+    107: "fr",
     127: "radiotap",
     192: "ppi",
     239: "nflog",
@@ -365,9 +369,10 @@ class TestWrittenOut:
         assert decode_one(ETHERNET, frame) == want
         header_end = 14 + 4 + 40 + 8
         assert decode_one(ETHERNET, frame, caplen=header_end) == want
-        assert decode_one(ETHERNET, frame, caplen=header_end - 1) == undecodable(
-            DecodeReason.IP_TRUNCATED
-        )
+        cut_chain = {**want, "proto": FRAGMENT, "reason": L4_TRUNCATED}
+        assert expected_row(ETHERNET, frame, caplen=header_end - 1) == cut_chain
+        assert decode_one(ETHERNET, frame, caplen=header_end - 1) == cut_chain
+        assert decode_one(ETHERNET, frame, caplen=14 + 4 + 39) == undecodable(IP_TRUNCATED)
 
     def test_later_fragment_header_chain_stops(self) -> None:
         """After a later fragment's header the bytes are data: proto is its next header, even 60."""
@@ -472,13 +477,34 @@ class TestBadHeaders:
             pytest.param(LINUX_SLL2, sll2(ipv4(udp()))[:19], L2_TRUNCATED, id="19-bytes-of-sll2"),
             pytest.param(NULL, null(ipv4(udp()))[:3], L2_TRUNCATED, id="3-bytes-of-null"),
             pytest.param(RAW, b"", IP_TRUNCATED, id="empty-raw"),
-            pytest.param(IPV6, ipv6(tcp(), ext=[hop_by_hop(), routing(2)])[:40 + 8 + 39], IP_TRUNCATED, id="inside-routing-header"),
-            pytest.param(IPV6, ipv6(tcp(), ext=[hop_by_hop()])[:41], IP_TRUNCATED, id="one-byte-of-hop-by-hop"),
         ],
     )  # fmt: skip
     def test_undecodable(self, linktype: int, frame: bytes, reason: int) -> None:
         """Headers that contradict themselves or end early get their reason and all-zero fields."""
         assert decode_one(linktype, frame) == undecodable(DecodeReason(reason))
+
+    @pytest.mark.parametrize(
+        ("caplen", "stopped_at"),
+        [
+            (40, HOP_BY_HOP),
+            (41, HOP_BY_HOP),
+            (47, HOP_BY_HOP),
+            (48, ROUTING),
+            (40 + 8 + 39, ROUTING),
+        ],
+    )
+    def test_extension_chain_cut_is_metered(self, caplen: int, stopped_at: int) -> None:
+        """IPv6 cut inside its extension chain (a short snaplen): metered on its fixed header,
+        as tshark counts it; the protocol is the header the chain stops at, ports 0."""
+        frame = ipv6(tcp(), ext=[hop_by_hop(), routing(2)])
+        got = decode_one(IPV6, frame, caplen=caplen)
+        assert got == expected_row(IPV6, frame, caplen=caplen)
+        assert (got["reason"], got["proto"], got["ip_len"]) == (
+            L4_TRUNCATED,
+            stopped_at,
+            len(frame),
+        )
+        assert (got["sport"], got["dport"]) == (0, 0)
 
     def test_ipv4_with_total_length_beyond_the_frame(self) -> None:
         """A total length larger than what was captured is still the row's ip_len."""

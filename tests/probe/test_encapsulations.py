@@ -181,6 +181,37 @@ ENCAPSULATED: dict[str, tuple[int, bytes]] = {
             tags=[f.Tag(300, f.ETH_8021AD)],
         ),
     ),
+    "macsec-sci-v4": (f.ETHERNET, f.eth(f.macsec(V4_TCP), f.ETH_MACSEC)),
+    "macsec-no-sci-tagged-v6": (
+        f.ETHERNET,
+        f.eth(f.macsec(V6_UDP, sci=False), f.ETH_MACSEC, tags=[f.Tag(77)]),
+    ),
+    "macsec-over-qinq-inside": (  # a tag inside the secured payload
+        f.ETHERNET,
+        f.eth(f.macsec(b"\x00\x05\x08\x00" + V4_TCP, ethertype=f.ETH_8021Q), f.ETH_MACSEC),
+    ),
+    "macsec-encrypted": (f.ETHERNET, f.eth(f.macsec(V4_TCP, encrypted=True), f.ETH_MACSEC)),
+    "nsh-v4": (f.ETHERNET, f.eth(f.nsh(V4_TCP, 1), f.ETH_NSH)),
+    "nsh-v6-md2": (f.ETHERNET, f.eth(f.nsh(V6_UDP, 2, context_words=0), f.ETH_NSH)),
+    "nsh-ethernet": (f.ETHERNET, f.eth(f.nsh(f.eth(V4_TCP, tags=[f.Tag(3)]), 3), f.ETH_NSH)),
+    "nsh-in-nsh-mpls": (
+        f.ETHERNET,
+        f.eth(f.nsh(f.nsh(b"\x00\x01\x01\x40" + V6_UDP, 5, 1), 4), f.ETH_NSH),
+    ),
+    "nsh-unknown-next": (f.ETHERNET, f.eth(f.nsh(V4_TCP, 0x41), f.ETH_NSH)),
+    "arista-64": (f.ETHERNET, f.eth(f.arista(V4_TCP), f.ETH_ARISTA)),
+    "arista-48-tagged": (
+        f.ETHERNET,
+        f.eth(f.arista(V6_UDP, wide=False), f.ETH_ARISTA, tags=[f.Tag(8)]),
+    ),
+    "fr-cisco-v4": (f.FRAME_RELAY, f.frame_relay(V4_TCP, "cisco", dlci=17)),
+    "fr-padded-nlpid-v6": (f.FRAME_RELAY, f.frame_relay(V6_UDP, "padded", dlci=1000)),
+    "fr-snap-v4": (f.FRAME_RELAY, f.frame_relay(V4_TCP, "snap")),
+    "fr-cisco-tagged": (
+        f.FRAME_RELAY,
+        f.frame_relay(b"\x00\x2a\x86\xdd" + V6_UDP, "cisco", ethertype=f.ETH_8021Q),
+    ),
+    "fr-lmi": (f.FRAME_RELAY, b"\x00\x01\x03\x08\x00\x75\x95\x01\x01\x01"),  # Q.933 on DLCI 0
     "ppp-no-hdlc": (f.PPP, f.ppp(V6_UDP, hdlc=False)),
     "ppp-compressed": (f.PPP, f.ppp(V4_TCP, compressed=True)),
     "ppp-lcp": (f.PPP, f.ppp(b"\x01\x01\x00\x04", protocol=f.PPP_LCP)),
@@ -205,6 +236,9 @@ ENCAPSULATED: dict[str, tuple[int, bytes]] = {
 }
 
 
+UNREADABLE = {"macsec-encrypted", "nsh-unknown-next"}  # IP bytes inside, but not to be read
+
+
 @pytest.mark.parametrize("name", list(ENCAPSULATED))
 def test_every_cut_of_each_encapsulation(name: str) -> None:
     linktype, frame = ENCAPSULATED[name]
@@ -221,7 +255,7 @@ def test_the_encapsulated_ip_is_the_bare_packet() -> None:
     for name, (linktype, frame) in ENCAPSULATED.items():
         row = cuts(linktype, frame, False)[-1]
         packet = V4_TCP if V4_TCP in frame else V6_UDP if V6_UDP in frame else None
-        if packet is None:
+        if packet is None or name in UNREADABLE:
             assert row["reason"] == DecodeReason.NOT_IP, name
             continue
         assert {**row, "vlan": 0} == f.expected_row(f.RAW, packet), name
