@@ -23,9 +23,10 @@ import dpkt
 NS_PER_S, NS_PER_MS, NS_PER_US = 1_000_000_000, 1_000_000, 1_000
 EPOCH_NS = 1_767_603_600 * NS_PER_S  # 2026-01-05 09:00:00 UTC
 LINKTYPE_ETHERNET, LINKTYPE_PPP, LINKTYPE_C_HDLC, LINKTYPE_LINUX_SLL = 1, 9, 104, 113
+LINKTYPE_FRELAY = 107
 ETH_IPV4, ETH_ARP, ETH_IPV6, ETH_8021Q, ETH_8021AD = 0x0800, 0x0806, 0x86DD, 0x8100, 0x88A8
 ETH_SLARP, ETH_PPPOE_DISCOVERY, ETH_PPPOE_SESSION, ETH_ERSPAN_II = 0x8035, 0x8863, 0x8864, 0x88BE
-ETH_MPLS = 0x8847
+ETH_MPLS, ETH_MACSEC, ETH_NSH, ETH_ARISTA = 0x8847, 0x88E5, 0x894F, 0xD28B
 PPP_IPV4, PPP_IPV6, PPP_IPCP, PPP_IPV6CP, PPP_LCP = 0x0021, 0x0057, 0x8021, 0x8057, 0xC021
 TCP, UDP, ICMP, ICMPV6, GRE = 6, 17, 1, 58, 47
 VXLAN_PORT = 4789
@@ -966,6 +967,222 @@ def mpls_pw_frames() -> list[Frame]:
     return frames
 
 
+def icmp6_echo(request: bool, ident: int, seq: int, payload: bytes) -> bytes:
+    """An ICMPv6 echo request or reply, checksum 0 (``ip_packet`` fills it in)."""
+    return struct.pack(">BBHHH", 128 if request else 129, 0, 0, ident, seq) + payload
+
+
+def http_response(rng: random.Random, size: int) -> bytes:
+    """An HTTP/1.0 200 response of ``size`` bytes: headers, then an opaque body."""
+    head = b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
+    head += b"Content-Length: %05d\r\n\r\n" % (size - len(head) - 25)
+    return head + rng.randbytes(size - len(head))
+
+
+def frame_relay_frames() -> list[Frame]:
+    """A hub router's Frame Relay serial link: Q.933 LMI on DLCI 0 and one PVC per site, each
+    in another encapsulation (RFC 2427 NLPID, padded NLPID, SNAP; Cisco's ethertype)."""
+    rng = random.Random(16)
+    frames: list[Frame] = []
+
+    def q922(dlci: int, octets: int = 2) -> bytes:
+        """A Q.922 address (A.3.2): DLCI high bits, C/R 0, then FECN/BECN/DE 0, EA on the last."""
+        if octets == 2:
+            return struct.pack(">BB", (dlci >> 4) << 2, (dlci & 0xF) << 4 | 1)
+        return struct.pack(
+            ">BBB", (dlci >> 10) << 2, (dlci >> 6 & 0xF) << 4, (dlci & 0x3F) << 2 | 1
+        )
+
+    def pvc(dlci: int, form: str, octets: int = 2) -> Link:
+        def link(src: str, dst: str, packet: bytes) -> bytes:
+            v4 = packet[0] >> 4 == 4
+            if form == "cisco":
+                return q922(dlci, octets) + struct.pack(">H", ETH_IPV4 if v4 else ETH_IPV6) + packet
+            if form == "snap":  # RFC 2427 4.2: pad, NLPID 0x80, OUI 0, the ethertype as PID
+                return (
+                    q922(dlci) + b"\x03\x00\x80\x00\x00\x00" + struct.pack(">H", ETH_IPV4) + packet
+                )
+            pad = b"\x00" if form == "padded" else b""
+            return q922(dlci) + b"\x03" + pad + (b"\xcc" if v4 else b"\x8e") + packet
+
+        return link
+
+    pvcs = {100: "nlpid", 200: "padded", 300: "snap", 400: "cisco"}
+
+    def lmi(t: float, network: bool, full: bool, send: int, receive: int) -> None:
+        """Q.933 Annex A: STATUS ENQUIRY (0x75) or STATUS (0x7D) with report type and link
+        integrity verification IEs; a full STATUS lists every PVC as active."""
+        body = struct.pack(
+            ">BBBBBB", 0x08, 0x00, 0x7D if network else 0x75, 0x51, 1, 0 if full else 1
+        )
+        body += struct.pack(">BBBB", 0x53, 2, send, receive)
+        if network and full:
+            for dlci in pvcs:
+                body += struct.pack(
+                    ">BBBBB", 0x57, 3, dlci >> 4 & 0x3F, (dlci & 0xF) << 3 | 0x80, 0x82
+                )
+        frames.append((at(t), q922(0) + b"\x03" + body))
+
+    lmi(0.0, False, True, 1, 0)
+    lmi(0.006, True, True, 1, 1)
+    hub, hub6 = "198.18.160.10", "2001:db8:160::10"
+    web = TcpConn(frames, rng, (hub, 50200), ("198.19.161.20", 80), 24 * NS_PER_MS,
+                  pvc(100, "nlpid"), 1500 - 40)  # fmt: skip
+    t = web.send(web.open(at(0.2)) + 100 * NS_PER_US, True, b"GET /inventory HTTP/1.0\r\n\r\n")
+    t = web.send(t + web.gap(False), False, http_response(rng, 3900))
+    web.close(t + 20 * NS_PER_MS, client_first=False)
+    dns_lookup(frames, rng, at(1.0), (hub6, 40160), "2001:db8:162::53", "files.example.com",
+               ("198.19.161.20", "2001:db8:162::20"), link=pvc(200, "padded"))  # fmt: skip
+    for seq in range(2):  # ICMPv6 echo to site C
+        body = rng.randbytes(56)
+        echo = ip_packet(hub6, "2001:db8:162::1", ICMPV6, icmp6_echo(True, 0x160, seq, body))
+        frames.append((at(1.5 + seq), pvc(200, "padded")(hub6, "2001:db8:162::1", echo)))
+        reply = ip_packet("2001:db8:162::1", hub6, ICMPV6, icmp6_echo(False, 0x160, seq, body))
+        frames.append((at(1.531 + seq), pvc(200, "padded")("2001:db8:162::1", hub6, reply)))
+    for seq in range(3):  # ICMP echo to site D over SNAP
+        body = rng.randbytes(56)
+        echo = ip_packet(hub, "198.19.163.1", ICMP, icmp_echo(True, 0x163, seq, body))
+        frames.append((at(2.0 + 0.5 * seq), pvc(300, "snap")(hub, "198.19.163.1", echo)))
+        reply = ip_packet("198.19.163.1", hub, ICMP, icmp_echo(False, 0x163, seq, body), ttl=254)
+        frames.append((at(2.042 + 0.5 * seq), pvc(300, "snap")("198.19.163.1", hub, reply)))
+    ssh = TcpConn(frames, rng, (hub, 50222), ("198.19.164.22", 22), 31 * NS_PER_MS,
+                  pvc(400, "cisco"), 1500 - 40)  # fmt: skip
+    t = ssh.open(at(2.2))
+    for _ in range(2):
+        t = ssh.send(t + rng.randint(200, 600) * NS_PER_MS, True, rng.randbytes(36))
+        t = ssh.send(t + ssh.gap(False), False, rng.randbytes(36))
+    ssh.close(t + 100 * NS_PER_MS, client_first=True)
+    for k in range(2):  # syslog from site F, on a PVC with a 3-octet address (DLCI 0x83a7)
+        text = b"<134>Jan  5 09:00:0%d rtr-f: %%LINK-3-UPDOWN Serial0/%d" % (3 + k, k)
+        packet = ip_packet("198.19.165.1", hub, UDP, udp(514, 514, text), ttl=254)
+        frames.append((at(3.0 + 0.8 * k), pvc(0x83A7, "cisco", 3)("198.19.165.1", hub, packet)))
+    lmi(5.0, False, False, 2, 1)
+    lmi(5.006, True, False, 2, 2)
+    return frames
+
+
+def l2_shims_frames() -> list[Frame]:
+    """A monitoring port behind MACsec (integrity only, with and without SCI; one encrypted
+    channel), an NSH service function chain and an Arista timestamping tap."""
+    rng = random.Random(17)
+    server, server6 = "198.18.170.10", "2001:db8:170::10"
+    server_mac = mac(server)
+    switch_a, switch_b = bytes.fromhex("02000000c001"), bytes.fromhex("02000000c002")
+    sff, firewall = bytes.fromhex("02000000b001"), bytes.fromhex("02000000b002")
+    seen: dict[str, list[Frame]] = {kind: [] for kind in ("macsec", "nsh", "nsh-eth", "arista")}
+
+    def host_mac(addr: str) -> bytes:
+        return server_mac if addr in (server, server6) else b"\x02\x03" + ipb(addr)[-4:]
+
+    def plain(kind: str, vlan: int = 0) -> Link:
+        """Unpadded Ethernet frames (an 802.1Q tag with ``vlan``) into ``seen[kind]``'s list:
+        the shims go in front of the ethertype afterwards, in time order."""
+
+        def link(src: str, dst: str, packet: bytes) -> bytes:
+            src_mac, dst_mac = host_mac(src), host_mac(dst)
+            if kind == "macsec":  # a point-to-point link between the server and its router
+                outbound = src_mac == server_mac
+                src_mac, dst_mac = (
+                    (server_mac, ROUTER_MAC) if outbound else (ROUTER_MAC, server_mac)
+                )
+            tag = struct.pack(">HH", ETH_8021Q, vlan) if vlan else b""
+            ethertype = ETH_IPV6 if packet[0] >> 4 == 6 else ETH_IPV4
+            return dst_mac + src_mac + tag + struct.pack(">H", ethertype) + packet
+
+        return link
+
+    # MACsec: the server sends with an explicit SCI (SC bit), the router without (ES bit).
+    backup = TcpConn(seen["macsec"], rng, (server, 51000), ("198.19.171.30", 873),
+                     4 * NS_PER_MS, plain("macsec"))  # fmt: skip
+    t = backup.send(backup.open(at(0.1)) + 200 * NS_PER_US, True, rng.randbytes(220))
+    t = backup.send(t + backup.gap(False), False, rng.randbytes(2600))
+    backup.close(t + 10 * NS_PER_MS, client_first=True)
+    answers = ("198.19.171.25", "2001:db8:171::25")
+    dns_lookup(seen["macsec"], rng, at(0.05), (server6, 41170), "2001:db8:171::53",
+               "mail.example.net", answers, plain("macsec"))  # fmt: skip
+    smtp = TcpConn(seen["macsec"], rng, (server6, 51001), ("2001:db8:171::25", 25),
+                   5 * NS_PER_MS, plain("macsec"), 1500 - 40 - 20 - 32)  # fmt: skip
+    t = smtp.send(smtp.open(at(0.4)) + 300 * NS_PER_US, True, rng.randbytes(640))
+    t = smtp.send(t + smtp.gap(False), False, b"250 2.0.0 Ok: queued\r\n")
+    smtp.close(t + 5 * NS_PER_MS, client_first=True)
+    for k in range(3):  # syslog from the server
+        text = b"<134>Jan  5 09:00:0%d srv1: backup step %d done" % (k, k + 1)
+        packet = ip_packet(server, "198.19.171.5", UDP, udp(514, 514, text))
+        seen["macsec"].append((at(0.2 + 0.5 * k), plain("macsec")(server, "198.19.171.5", packet)))
+    # NSH (RFC 8300): the forwarder hands a web connection (IPv4 next) and a DNS lookup and a
+    # ping (Ethernet next) to the firewall function.
+    web = TcpConn(seen["nsh"], rng, ("198.19.180.10", 52000), ("198.19.181.80", 80),
+                  9 * NS_PER_MS, plain("nsh"), 1500 - 40 - 24)  # fmt: skip
+    t = web.send(web.open(at(0.3)) + 100 * NS_PER_US, True, b"GET /status HTTP/1.1\r\n\r\n")
+    t = web.send(t + web.gap(False), False, http_response(rng, 2500))
+    web.close(t + 10 * NS_PER_MS, client_first=False)
+    answers = ("198.19.181.80", "2001:db8:181::80")
+    dns_lookup(seen["nsh-eth"], rng, at(0.25), ("198.19.182.10", 42182), "198.19.182.53",
+               "www.example.com", answers, plain("nsh-eth"))  # fmt: skip
+    body = rng.randbytes(56)
+    for k, (src, dst) in enumerate((("198.19.182.10", "198.19.181.80"),
+                                    ("198.19.181.80", "198.19.182.10"))):  # fmt: skip
+        echo = ip_packet(src, dst, ICMP, icmp_echo(k == 0, 0x182, 1, body), ttl=64 - k * 3)
+        seen["nsh-eth"].append((at(0.9 + 0.011 * k), plain("nsh-eth")(src, dst, echo)))
+    # Arista tap: 64-bit times on IPv4 (also behind VLAN 30), 48-bit times on IPv6.
+    feed = TcpConn(seen["arista"], rng, ("198.18.190.10", 53000), ("198.19.191.40", 5001),
+                   NS_PER_MS, plain("arista"))  # fmt: skip
+    t = feed.open(at(0.5))
+    for _ in range(2):
+        t = feed.send(
+            t + rng.randint(5, 30) * NS_PER_MS, False, rng.randbytes(rng.randint(200, 900))
+        )
+    feed.close(t + 5 * NS_PER_MS, client_first=True)
+    answers = ("198.19.191.40", "2001:db8:191::40")
+    dns_lookup(seen["arista"], rng, at(0.6), ("2001:db8:190::10", 43190), "2001:db8:191::53",
+               "feed.example.com", answers, plain("arista"))  # fmt: skip
+    ntp_client, ntp_server, vlan30 = "198.18.190.20", "198.19.191.123", plain("arista", 30)
+    for k in range(2):  # NTP on VLAN 30
+        request = b"\x23" + bytes(39) + rng.randbytes(8)
+        query = ip_packet(ntp_client, ntp_server, UDP, udp(123, 123, request))
+        seen["arista"].append((at(1.0 + 0.5 * k), vlan30(ntp_client, ntp_server, query)))
+        reply = struct.pack(">BBbb", 0x24, 2, 6, -24) + rng.randbytes(44)
+        answer = ip_packet(ntp_server, ntp_client, UDP, udp(123, 123, reply), ttl=62)
+        seen["arista"].append((at(1.004 + 0.5 * k), vlan30(ntp_server, ntp_client, answer)))
+
+    frames: list[Frame] = []
+    packet_numbers: dict[bytes, int] = {}
+
+    def secured(t: int, dst: bytes, src: bytes, tci: int, data: bytes) -> None:
+        """An IEEE 802.1AE-2018 9.3 SecTAG (SL: the secure data's length below 48), ``data``
+        (the ethertype and payload, or ciphertext), a 16-byte ICV; the SCI with the SC bit."""
+        packet_numbers[src] = packet_numbers.get(src, 0) + 1
+        short = len(data) if len(data) < 48 else 0
+        sectag = struct.pack(">BBI", tci, short, packet_numbers[src])
+        sectag += src + b"\x00\x01" if tci & 0x20 else b""
+        frames.append((t, ether(src, dst, ETH_MACSEC, sectag + data + rng.randbytes(16))))
+
+    for t, frame in in_time_order(seen["macsec"]):
+        tci = 0x20 if frame[6:12] == server_mac else 0x40  # AN 0
+        secured(t, frame[:6], frame[6:12], tci, frame[12:])
+    for k in range(4):  # a confidentiality-protected channel between two switches: E and C set
+        src, dst, tci = (switch_a, switch_b, 0x2D) if k % 2 == 0 else (switch_b, switch_a, 0x4D)
+        secured(at(0.15 + 0.3 * k), dst, src, tci, rng.randbytes(rng.randint(60, 400)))
+    for t, frame in in_time_order(seen["nsh"]):  # MD type 1: 16 bytes of fixed context
+        path = 100 if frame[6:12] == host_mac("198.19.180.10") else 101
+        nsh = struct.pack(">BBBBI", 0x0F, 0xC0 | 6, 1, 1, path << 8 | 255)
+        nsh += struct.pack(">IIII", 0x170, path, 0, 0)
+        frames.append((t, ether(sff, firewall, ETH_NSH, nsh + frame[14:])))
+    for t, frame in in_time_order(seen["nsh-eth"]):  # MD type 2 without metadata
+        nsh = struct.pack(">BBBBI", 0x0F, 0xC0 | 2, 2, 3, 200 << 8 | 255)
+        frames.append((t, ether(sff, firewall, ETH_NSH, nsh + frame)))
+    for t, frame in in_time_order(seen["arista"]):  # the tap stamps 3 µs before the capture
+        cut = 16 if frame[12:14] == b"\x81\x00" else 12
+        seconds, nanoseconds = divmod(t - 3 * NS_PER_US, NS_PER_S)
+        wide = frame[cut : cut + 2] != struct.pack(">H", ETH_IPV6)
+        header = struct.pack(">HHH", ETH_ARISTA, 1, 0x10 if wide else 0x20)
+        time = struct.pack(">II", seconds, nanoseconds) if wide else struct.pack(
+            ">HI", seconds & 0xFFFF, nanoseconds)  # fmt: skip
+        header += time
+        frames.append((t, (frame[:cut] + header + frame[cut:]).ljust(60, b"\0")))
+    return frames
+
+
 # ----------------------------------------------------------------- capture files
 
 
@@ -1040,6 +1257,8 @@ def write_all(outdir: Path) -> list[Path]:
         "pppoe_qinq.pcap": (LINKTYPE_ETHERNET, pppoe_qinq_frames),
         "erspan_vxlan.pcap": (LINKTYPE_ETHERNET, erspan_vxlan_frames),
         "mpls_pw.pcap": (LINKTYPE_ETHERNET, mpls_pw_frames),
+        "frame_relay.pcap": (LINKTYPE_FRELAY, frame_relay_frames),
+        "l2_shims.pcap": (LINKTYPE_ETHERNET, l2_shims_frames),
     }  # fmt: skip
     for name, (linktype, make) in encapsulated.items():
         write_pcap(outdir / name, in_time_order(make()), linktype=linktype)

@@ -113,6 +113,51 @@ def _units_per_s(options: bytes, order: str) -> int:
     return 1_000_000
 
 
+_BY_ETHERTYPE = {0x0800: dpkt.ip.IP, 0x86DD: dpkt.ip6.IP6}
+_NSH_NEXT = {1: 0x0800, 2: 0x86DD}  # RFC 8300 next protocol: IPv4, IPv6 (3: Ethernet)
+
+
+def _shimmed(ethertype: int, payload: bytes) -> object:
+    """What dpkt leaves as bytes behind MACsec (IEEE 802.1AE SecTAG; integrity-only frames
+    only), NSH (RFC 8300) and Arista timestamp headers: the dpkt IP/IP6 inside, if any."""
+    while ethertype in (0x88E5, 0x894F, 0xD28B):
+        if ethertype == 0x88E5:
+            tci = payload[0]
+            if tci & 0x0C:  # encrypted
+                return payload
+            at = 6 + (8 if tci & 0x20 else 0)
+            ethertype, payload = struct.unpack_from(">H", payload, at)[0], payload[at + 2 :]
+        elif ethertype == 0x894F:
+            length, following = (payload[1] & 0x3F) * 4, payload[3]
+            payload = payload[length:]
+            if following == 3:
+                inner = dpkt.ethernet.Ethernet(payload)
+                return (
+                    _shimmed(inner.type, bytes(inner.data))
+                    if isinstance(inner.data, bytes)
+                    else inner.data
+                )
+            ethertype = _NSH_NEXT.get(following, 0)
+        else:
+            at = 4 + (8 if payload[3] == 0x10 else 6)
+            ethertype, payload = struct.unpack_from(">H", payload, at)[0], payload[at + 2 :]
+    kind = _BY_ETHERTYPE.get(ethertype)
+    return kind(payload) if kind else payload
+
+
+def _frame_relay(frame: bytes) -> object:
+    """Frame Relay: the Q.922 address (octets up to EA), then RFC 2427 (0x03, an optional pad,
+    NLPID 0xCC / 0x8E / 0x80 SNAP) or Cisco's ethertype."""
+    pos = next(i for i, octet in enumerate(frame) if octet & 1) + 1
+    if frame[pos] != 0x03:
+        return _shimmed(struct.unpack_from(">H", frame, pos)[0], frame[pos + 2 :])
+    pos += 2 if frame[pos + 1] == 0 else 1
+    nlpid = frame[pos]
+    if nlpid == 0x80:
+        return _shimmed(struct.unpack_from(">H", frame, pos + 4)[0], frame[pos + 6 :])
+    return _shimmed({0xCC: 0x0800, 0x8E: 0x86DD}.get(nlpid, 0), frame[pos + 1 :])
+
+
 def _network_layer(linktype: int, frame: bytes) -> tuple[object, int]:
     """The dpkt IP/IP6 object of a frame (or whatever dpkt made of it) and the outer VLAN id."""
     if linktype == 1:
@@ -124,12 +169,17 @@ def _network_layer(linktype: int, frame: bytes) -> tuple[object, int]:
             data = data.data
         if isinstance(data, dpkt.pppoe.PPPoE):  # a session frame: PPP, then IP or not
             data = getattr(data.data, "data", data.data)
+        if isinstance(data, bytes):
+            inner_type = eth.vlan_tags[-1].type if getattr(eth, "vlan_tags", None) else eth.type
+            data = _shimmed(inner_type, data)
         return data, tags[0].id if tags else 0
     if linktype in (9, 50):  # PPP, with or without the FF 03 address and control
         return dpkt.pppoe.PPP(frame[2:] if frame[:2] == b"\xff\x03" else frame).data, 0
     if linktype == 104:  # Cisco HDLC: address, control, ethertype
         kind = {0x0800: dpkt.ip.IP, 0x86DD: dpkt.ip6.IP6}.get(int.from_bytes(frame[2:4], "big"))
         return (kind(frame[4:]) if kind else frame[4:]), 0
+    if linktype == 107:
+        return _frame_relay(frame), 0
     if linktype == 113:
         return dpkt.sll.SLL(frame).data, 0
     if linktype in (12, 101):

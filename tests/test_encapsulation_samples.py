@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark i
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 SAMPLES = sorted(p.name for p in SAMPLES_DIR.iterdir() if p.suffix in (".pcap", ".pcapng"))
 ENCAPSULATION_SAMPLES = ["ppp.pcap", "chdlc.pcap", "pppoe_qinq.pcap", "erspan_vxlan.pcap",
-                         "mpls_pw.pcap"]  # fmt: skip
+                         "mpls_pw.pcap", "frame_relay.pcap", "l2_shims.pcap"]  # fmt: skip
 SPANFLOW = Path(sys.executable).parent / "spanflow"
 TIMEOUT_S = 120
 

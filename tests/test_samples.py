@@ -26,9 +26,10 @@ SAMPLES = [
     "two_interfaces.pcapng",
 ]  # fmt: skip
 # Link layers and tunnels the dpkt ground truth does not decode (PPP, Cisco HDLC, PPPoE, ERSPAN,
-# VXLAN): tests/test_encapsulation_samples.py checks them against tshark instead.
+# VXLAN, MPLS pseudowires, Frame Relay, MACsec, NSH, Arista timestamps):
+# tests/test_encapsulation_samples.py checks them against tshark instead.
 ENCAPSULATION_SAMPLES = ["ppp.pcap", "chdlc.pcap", "pppoe_qinq.pcap", "erspan_vxlan.pcap",
-                         "mpls_pw.pcap"]  # fmt: skip
+                         "mpls_pw.pcap", "frame_relay.pcap", "l2_shims.pcap"]  # fmt: skip
 NO_TIMEOUTS = CacheConfig(inactive_timeout_s=1e6, active_timeout_s=1e6)
 
 
