@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS := libpcap-dev softflowd nfdump tshark tcpreplay pmacct iproute2
 
-.PHONY: demo test lint bench bench-live bench-parallel same-records flood soak fuzz setup debs clean
+.PHONY: demo test lint bench bench-live bench-parallel same-records flood soak corpus fuzz setup debs clean-kernels clean
 
 setup: $(STAMP)
 
@@ -68,5 +68,14 @@ flood: setup
 soak: setup
 	$(PY) tests/bench/run_soak.py
 
-clean:
+# spanflow's packet and octet totals against tshark's on every capture under CORPUS (e.g. tcpdump's tests/).
+CORPUS ?=
+corpus: setup
+	$(PY) tests/bench/run_corpus.py $(CORPUS)
+
+# numba keys a cached kernel on its own source file: after editing a helper another file's kernel uses.
+clean-kernels:
+	find . -path ./$(VENV) -prune -o \( -name '*.nbi' -o -name '*.nbc' \) -print | xargs -r rm -f
+
+clean: clean-kernels
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache
