@@ -24,9 +24,9 @@ from probe.decode.reasons import DecodeReason
 NULL, ETHERNET, RAW_ALT, RAW, LOOP = 0, 1, 12, 101, 108  # RAW_ALT: DLT_RAW as most BSDs number it
 LINUX_SLL, IPV4, IPV6, LINUX_SLL2 = 113, 228, 229, 276
 PPP, PPP_HDLC, C_HDLC, IEEE802_11, RADIOTAP, PPI, NFLOG = 9, 50, 104, 105, 127, 192, 239
-FRAME_RELAY = 107
+FRAME_RELAY, IPNET, IPOIB = 107, 226, 242
 LINK_TYPES = (
-    NULL, ETHERNET, RAW_ALT, RAW, LOOP, LINUX_SLL, IPV4, IPV6, LINUX_SLL2,
+    NULL, ETHERNET, RAW_ALT, RAW, LOOP, LINUX_SLL, IPV4, IPV6, LINUX_SLL2, IPNET, IPOIB,
     PPP, PPP_HDLC, C_HDLC, IEEE802_11, FRAME_RELAY, RADIOTAP, PPI, NFLOG,
 )  # fmt: skip
 ETH_IP, ETH_IP6, ETH_ARP, ETH_LLDP = 0x0800, 0x86DD, 0x0806, 0x88CC
@@ -321,6 +321,19 @@ def null(l3: bytes, family: int | None = None) -> bytes:
     return bytes(dpkt.loopback.Loopback(family=af, data=l3))
 
 
+def ipnet(l3: bytes) -> bytes:
+    """A Solaris ipnet frame (LINKTYPE_IPNET): version 1, family (2 IPv4, 26 IPv6), hook type,
+    packet length, interface and zone ids: 24 bytes."""
+    family = 2 if l3[0] >> 4 == 4 else 26
+    return struct.pack(">BBHIIIII", 1, family, 0, len(l3), 2, 0, 0, 0) + l3
+
+
+def ipoib(l3: bytes, ethertype: int | None = None) -> bytes:
+    """An IPoIB frame: 40 bytes of addresses, the ethertype, 2 reserved bytes."""
+    kind = _ethertype_of(l3) if ethertype is None else ethertype
+    return bytes(range(40)) + struct.pack(">HH", kind, 0) + l3
+
+
 def loop(l3: bytes, family: int | None = None) -> bytes:
     """An OpenBSD loopback (LINKTYPE_LOOP) frame: address family in network byte order."""
     af = (AF_INET if l3[0] >> 4 == 4 else AF_INET6_BSD) if family is None else family
@@ -443,6 +456,10 @@ def wrap(linktype: int, l3: bytes) -> bytes:
         return nflog(l3)
     if linktype == FRAME_RELAY:
         return frame_relay(l3)
+    if linktype == IPNET:
+        return ipnet(l3)
+    if linktype == IPOIB:
+        return ipoib(l3)
     if linktype == LINUX_SLL:
         return sll(l3)
     if linktype == LINUX_SLL2:
@@ -499,12 +516,21 @@ class _Sll2Header(dpkt.Packet):  # type: ignore[misc]  # dpkt is untyped
     __hdr__ = dpkt.sll2.SLL2.__hdr__
 
 
+class _IpoibHeader(dpkt.Packet):  # type: ignore[misc]  # dpkt is untyped
+    """LINKTYPE_IPOIB as libpcap and tcpdump read it: 40 bytes of addresses, the ethertype,
+    2 reserved bytes (RFC 4391 4)."""
+
+    __hdr__ = (("addresses", "40s", b""), ("type", "H", 0), ("reserved", "H", 0))
+
+
 _ETHERTYPE_LINKS: dict[int, tuple[Any, str]] = {
     ETHERNET: (_EthernetHeader, "type"),
     LINUX_SLL: (_SllHeader, "ethtype"),
     LINUX_SLL2: (_Sll2Header, "ethtype"),
+    IPOIB: (_IpoibHeader, "type"),
 }
-_NIBBLE_LINKS = {NULL: 4, LOOP: 4, RAW: 0, RAW_ALT: 0, IPV4: 0, IPV6: 0}  # link header bytes
+# link header bytes
+_NIBBLE_LINKS = {NULL: 4, LOOP: 4, RAW: 0, RAW_ALT: 0, IPV4: 0, IPV6: 0, IPNET: 24}
 
 
 def undecodable(reason: DecodeReason) -> dict[str, int]:

@@ -29,9 +29,11 @@ LINK_TYPES: dict[int, tuple[str, int, int, int]] = {
     108: ("LOOP", NIBBLE, 0, 4),  # 4-byte network-order address family
     113: ("LINUX_SLL", ETHERTYPE, 14, 16),
     192: ("PPI", PPI, 0, 0),  # a PPI header naming the link type inside it
+    226: ("IPNET", NIBBLE, 0, 24),  # Solaris ipnet: version, family, htype, length, zones
     228: ("IPV4", NIBBLE, 0, 0),
     229: ("IPV6", NIBBLE, 0, 0),
     239: ("NFLOG", NFLOG, 0, 0),
+    242: ("IPOIB", ETHERTYPE, 40, 44),  # IP over InfiniBand (RFC 4391): addresses, ethertype
     276: ("LINUX_SLL2", ETHERTYPE, 0, 20),
 }
 

@@ -115,6 +115,11 @@ class SliceMerger:
             return "a frame older than the previous slices' latest"
         if not len(self.open):
             return None
+        if (np.diff(self.open.last_ns) < 0).any():
+            # Time went back across keys: one pass's LRU order is not the order of last
+            # packets, and a replay (which scans for idle records once more after its last
+            # packet) could end one that one pass leaves open until its next packet.
+            return "records left open are out of time order"
         # Once the head is over, every record left open has ended or continues as
         # one of the slice's own: only during the head can one pass hold more.
         peak = max(result.head_peak_open + len(self.open), result.counters.peak_open_flows)

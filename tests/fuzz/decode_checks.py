@@ -21,9 +21,9 @@ from tests.fuzz.interpreted import decode_interpreted
 
 ICMP, TCP, UDP, ICMPV6, SCTP, FRAGMENT = 1, 6, 17, 58, 132, 44
 # Bytes before the IP header, per LINKTYPE_ code (tcpdump.org/linktypes.html).
-FIXED_L3 = {0: 4, 12: 0, 101: 0, 108: 4, 228: 0, 229: 0}  # NULL, RAW x2, LOOP, IPV4, IPV6
-LINK_HEADER = {**FIXED_L3, 1: 14, 113: 16, 276: 20}  # + Ethernet, Linux SLL, SLL2
-ETHERTYPE_LINKS = (1, 113, 276, 50, 104, 105, 107, 127, 192)  # an ethertype may announce tags
+FIXED_L3 = {0: 4, 12: 0, 101: 0, 108: 4, 226: 24, 228: 0, 229: 0}  # NULL, RAW x2, LOOP, IPNET...
+LINK_HEADER = {**FIXED_L3, 1: 14, 113: 16, 242: 44, 276: 20}  # + Ethernet, SLL, IPoIB, SLL2
+ETHERTYPE_LINKS = (1, 113, 242, 276, 50, 104, 105, 107, 127, 192)  # an ethertype may announce tags
 UNSUPPORTED_LINK_TYPES = (2, 10, 147, 300, 0xFFFF)  # AX.25 code, FDDI, USER0, past the table, none
 Row = dict[str, int]
 

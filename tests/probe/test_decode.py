@@ -114,6 +114,8 @@ LINK_NAMES = {
     127: "radiotap",
     192: "ppi",
     239: "nflog",
+    226: "ipnet",
+    242: "ipoib",
 }
 LINK_HEADER_BYTES = {NULL: 4, ETHERNET: 14, LOOP: 4, LINUX_SLL: 16, LINUX_SLL2: 20}
 OK, L4_TRUNCATED, UNKNOWN_LINKTYPE, L2_TRUNCATED, NOT_IP, IP_TRUNCATED, IP_BAD_HEADER = (

@@ -157,6 +157,26 @@ def test_a_slice_whose_first_frame_is_older_than_the_clock_is_metered_again(
     assert merged == one_pass([path], config)
 
 
+def test_records_left_open_out_of_time_order_are_metered_on_not_replayed(
+    tmp_path: Path,
+) -> None:
+    """Found by hypothesis: A at t, B twice at t - 1, A at t + inactive. One pass's LRU has A
+    before B, so A's last packet scans A only and B is still open at the end (forced); a
+    replay of A's packet, whose final idle scan then met B, ended B idle."""
+    config = CacheConfig(2e-06, 7e-06, 3)
+
+    def frame(src: str, t: int) -> Frame:
+        return Frame(ethernet(ipv4_udp(src, "198.18.1.1", 2001, 53, b"q"), 0x0800), t)
+
+    frames = [frame("198.18.0.2", T0_NS), frame("198.18.0.1", T0_NS - 1),
+              frame("198.18.0.1", T0_NS - 1), frame("198.18.0.2", T0_NS + 2000)]  # fmt: skip
+    path = tmp_path / "back.pcap"
+    path.write_bytes(pcap_file(frames, nanos=True))
+    merged, report = in_slices([path], config, 60)
+    assert merged == one_pass([path], config)
+    assert any("out of time order" in why for why in report.remetered)
+
+
 # ---- the samples, cut fine ----
 
 
