@@ -440,37 +440,20 @@ def nflog(l3: bytes) -> bytes:
 
 def wrap(linktype: int, l3: bytes) -> bytes:
     """``l3`` behind the plain link header of ``linktype`` (no tags)."""
-    if linktype == ETHERNET:
-        return eth(l3)
-    if linktype in (PPP, PPP_HDLC):
-        return ppp(l3)
-    if linktype == C_HDLC:
-        return chdlc(l3)
-    if linktype == IEEE802_11:
-        return ieee802_11(l3)
+    if linktype in (RAW, RAW_ALT, IPV4, IPV6):
+        return l3
     if linktype == RADIOTAP:
         return radiotap(ieee802_11(l3, qos=True))
     if linktype == PPI:
         return ppi(ETHERNET, eth(l3))
-    if linktype == NFLOG:
-        return nflog(l3)
-    if linktype == FRAME_RELAY:
-        return frame_relay(l3)
-    if linktype == IPNET:
-        return ipnet(l3)
-    if linktype == IPOIB:
-        return ipoib(l3)
-    if linktype == LINUX_SLL:
-        return sll(l3)
-    if linktype == LINUX_SLL2:
-        return sll2(l3)
-    if linktype == NULL:
-        return null(l3)
-    if linktype == LOOP:
-        return loop(l3)
-    if linktype in (RAW, RAW_ALT, IPV4, IPV6):
-        return l3
-    raise ValueError(f"no builder for link type {linktype}")
+    builders: dict[int, Any] = {
+        ETHERNET: eth, PPP: ppp, PPP_HDLC: ppp, C_HDLC: chdlc, IEEE802_11: ieee802_11,
+        NFLOG: nflog, FRAME_RELAY: frame_relay, IPNET: ipnet, IPOIB: ipoib, LINUX_SLL: sll,
+        LINUX_SLL2: sll2, NULL: null, LOOP: loop,
+    }  # fmt: skip
+    if linktype not in builders:
+        raise ValueError(f"no builder for link type {linktype}")
+    return bytes(builders[linktype](l3))
 
 
 # --- the expected decoded row, by dpkt --------------------------------------------------------

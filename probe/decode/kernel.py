@@ -127,6 +127,7 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
     while True:
         if etype == ETH_IPV4 or etype == ETH_IPV6:
             break
+        skip = 0  # a header whose last two bytes are the next ethertype: its length
         if etype == ETH_8021Q or etype == ETH_8021AD or etype == ETH_QINQ_OLD:
             if l3 + 4 > end:
                 return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
@@ -143,26 +144,16 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
             etype = _ppp_ethertype(_be16(buf, l3 + 6))
             l3 += 8
         elif etype == ETH_FABRICPATH:
-            if l3 + 16 > end:
-                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
-            etype = _be16(buf, l3 + 14)
-            l3 += 16
+            skip = 16
         elif etype == ETH_PBB:
-            if l3 + 18 > end:
-                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
-            etype = _be16(buf, l3 + 16)
-            l3 += 18
+            skip = 18
         elif etype == ETH_MACSEC:
             if l3 + 1 > end:
                 return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
             tci = buf[l3]
             if tci & 0x0C:  # E (encrypted) or C (changed text): the payload is not readable
                 return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
-            sectag = 14 if tci & 0x20 else 6
-            if l3 + sectag + 2 > end:
-                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
-            etype = _be16(buf, l3 + sectag)
-            l3 += sectag + 2
+            skip = (14 if tci & 0x20 else 6) + 2
         elif etype == ETH_NSH:
             if l3 + 8 > end:
                 return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
@@ -174,10 +165,7 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
                 return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
             l3 += length
             if following == NSH_ETHERNET:
-                if l3 + 14 > end:
-                    return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
-                etype = _be16(buf, l3 + 12)
-                l3 += 14
+                skip = 14
             elif following == NSH_IPV4:
                 etype = ETH_IPV4
             elif following == NSH_IPV6:
@@ -194,11 +182,7 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
             version = _be16(buf, l3 + 2) & 0xFF
             if _be16(buf, l3) != 1 or (version != 0x10 and version != 0x20):
                 return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
-            header = 4 + (8 if version == 0x10 else 6)
-            if l3 + header + 2 > end:
-                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
-            etype = _be16(buf, l3 + header)
-            l3 += header + 2
+            skip = 4 + (8 if version == 0x10 else 6) + 2
         elif etype == ETH_MPLS_UC or etype == ETH_MPLS_MC:
             if mpls_at < 0:
                 mpls_at = l3
@@ -213,13 +197,14 @@ def _ethertype_l3(buf, l3, end, etype):  # type: ignore[no-untyped-def]
                 return OK, l3, np.int64(nibble), vlan_id, inner_vlan, mpls_at
             if nibble != 0:
                 return NOT_IP, l3, 0, vlan_id, inner_vlan, mpls_at
-            # RFC 4385 control word (first nibble 0), then an Ethernet pseudowire (RFC 4448).
-            if l3 + 18 > end:
-                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
-            etype = _be16(buf, l3 + 16)
-            l3 += 18
+            skip = 18  # RFC 4385 control word (nibble 0), then Ethernet (RFC 4448)
         else:
             break
+        if skip:
+            if l3 + skip > end:
+                return L2_TRUNCATED, l3, 0, vlan_id, inner_vlan, mpls_at
+            etype = _be16(buf, l3 + skip - 2)
+            l3 += skip
     if etype == ETH_IPV4:
         return OK, l3, 4, vlan_id, inner_vlan, mpls_at
     if etype == ETH_IPV6:
