@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS := libpcap-dev softflowd nfdump tshark tcpreplay pmacct iproute2
 
-.PHONY: demo test lint bench bench-live bench-parallel same-records flood soak corpus fuzz setup debs clean-kernels clean
+.PHONY: demo test lint kernels bench bench-live bench-parallel same-records flood soak corpus fuzz setup debs clean-kernels clean
 
 setup: $(STAMP)
 
@@ -30,12 +30,16 @@ debs:
 demo: setup
 	$(VENV)/bin/spanflow convert samples/web.pcap --format ipfix
 
+# The kernels compiled ahead of time (pip install builds them): again if a kernel source changed.
+kernels: setup
+	$(PY) -m aot.build
+
 lint: setup
-	$(VENV)/bin/ruff check core probe cache exporter spanflow tests samples
-	$(VENV)/bin/ruff format --check core probe cache exporter spanflow tests samples
+	$(VENV)/bin/ruff check aot core probe cache exporter spanflow tests samples hatch_build.py
+	$(VENV)/bin/ruff format --check aot core probe cache exporter spanflow tests samples hatch_build.py
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint kernels
 	$(PY) -m pytest -q
 
 bench: setup
@@ -74,8 +78,10 @@ corpus: setup
 	$(PY) tests/bench/run_corpus.py $(CORPUS)
 
 # numba keys a cached kernel on its own source file: after editing a helper another file's kernel uses.
+# Also drops the ahead-of-time module (make kernels builds it again).
 clean-kernels:
 	find . -path ./$(VENV) -prune -o \( -name '*.nbi' -o -name '*.nbc' \) -print | xargs -r rm -f
+	rm -f aot/_kernels*.so aot/_kernels.json
 
 clean: clean-kernels
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from aot import njit
 from cache.hashing import key_hash, with_macs
 from cache.kernel import _lru_append, claim_slot
 from core.attributes import DST_MAC, SRC_MAC

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from aot import njit
 
 _MIX = np.uint64(0xFF51AFD7ED558CCD)
 _SEED = np.uint64(0x9E3779B97F4A7C15)
@@ -49,7 +50,7 @@ def hash_keys(  # type: ignore[no-untyped-def]
 @njit(cache=True, inline="always")
 def with_macs(h: np.uint64, src_mac: np.uint64, dst_mac: np.uint64) -> np.uint64:
     """A key hash with the MAC addresses mixed in (``--key-mac``)."""
-    return _mix(_mix(h, src_mac), dst_mac)
+    return _mix(_mix(h, src_mac), dst_mac)  # type: ignore[no-any-return]
 
 
 @njit(cache=True, nogil=True)

@@ -53,8 +53,8 @@ and ``joined`` are empty and nothing is numbered.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from aot import njit
 from cache.hashing import hash_keys, mix_macs
 from cache.prefetch import prefetch as _prefetch
 from core.attributes import DST_MAC, SRC_MAC  # the words a --key-mac key compares
@@ -327,7 +327,7 @@ def meter_packets(  # type: ignore[no-untyped-def]
         h = hashes[p]
         tag = np.int64(h & TAG_MASK)
         slot = np.int64(h & np.uint64(mask))
-        idx = NO_SLOT
+        idx = np.int64(NO_SLOT)
         while table[slot] >= 0:
             entry = table[slot]
             if entry >> np.int64(32) == tag:
@@ -363,7 +363,7 @@ def meter_packets(  # type: ignore[no-untyped-def]
                 )
                 if carry_attrs:
                     out_attrs[n_out - 1, :] = pool_attrs[idx, :]
-                idx = NO_SLOT
+                idx = np.int64(NO_SLOT)
                 table_changed = True
             elif age_ns > active_ns:  # rule 3
                 if track:
@@ -373,7 +373,7 @@ def meter_packets(  # type: ignore[no-untyped-def]
                 )
                 if carry_attrs:
                     out_attrs[n_out - 1, :] = pool_attrs[idx, :]
-                idx = NO_SLOT
+                idx = np.int64(NO_SLOT)
                 table_changed = True
         if idx >= 0:  # rule 4
             f = flows[idx]

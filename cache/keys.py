@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from aot import njit
 from cache.hashing import hash_keys, mix_macs
 from core.attributes import ATTRIBUTE_WORDS, DST_MAC, SRC_MAC
 from core.columns import widened
@@ -53,7 +53,7 @@ def key_ids(
     ]
     if not key_vlan:
         columns[-1] = np.zeros_like(columns[-1])
-    hashes = hash_keys(*columns, key_vlan)  # type: ignore[call-arg]
+    hashes = hash_keys(*columns, key_vlan)
     macs = [np.zeros(len(hashes), np.uint64)] * 2
     if key_mac:
         words = np.concatenate([widened(t.attrs, ATTRIBUTE_WORDS) for t in tables])

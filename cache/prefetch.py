@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from llvmlite import ir  # type: ignore[import-untyped]
-from numba import types
-from numba.core import config as numba_config
-from numba.extending import intrinsic
+import aot
 
 
 def _prefetch_typer(typingctx, array, index):  # type: ignore[no-untyped-def]
     """Hint the CPU to start loading ``array[index]`` (no effect on results; any index is safe)."""
+    from llvmlite import ir  # type: ignore[import-untyped]
+    from numba import types
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
@@ -33,6 +32,4 @@ def _no_prefetch(array: Any, index: Any) -> None:
 
 
 # Called as prefetch(array, index) in kernels: a hint only, no result depends on it.
-prefetch: Any = (
-    _no_prefetch if getattr(numba_config, "DISABLE_JIT", 0) else intrinsic(_prefetch_typer)
-)
+prefetch: Any = aot.intrinsic(_prefetch_typer, _no_prefetch)

@@ -12,8 +12,8 @@ writes ``absent`` instead (CSV: nothing, JSON: null).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from aot import njit
 from core.attributes import (
     MAC_BITS,
     MPLS_BITS,

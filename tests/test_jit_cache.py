@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("probe", "cache", "exporter")
+PACKAGES = ("probe", "cache", "exporter", "aot")
 SAMPLE_SCRIPT = """
 import sys
 sys.argv = ["spanflow", "convert", sys.argv[1], "-q", "-o", sys.argv[2]]
@@ -43,7 +43,7 @@ def test_read_only_package_caches_in_user_dir(tmp_path: Path) -> None:
         f"mount --bind {packages} {packages} && mount -o remount,bind,ro {packages} && "
         f'exec {sys.executable} -c "$0" "$@"'
     )
-    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(packages)}
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(packages), "SPANFLOW_KERNELS": "jit"}
     env.pop("NUMBA_CACHE_DIR", None)
     result = subprocess.run(
         ["unshare", "-m", "sh", "-c", script, SAMPLE_SCRIPT, str(capture), str(out)],

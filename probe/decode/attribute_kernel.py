@@ -9,8 +9,8 @@ tunnels), so both walks agree on every frame.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from aot import njit
 from core.attributes import (
     DST_MAC,
     INNER_VLAN,

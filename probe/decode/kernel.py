@@ -16,7 +16,8 @@ Specifications are cited where each layout is read.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from aot import njit
 
 # DecodeReason values (probe.decode.reasons), repeated as plain ints for the compiler.
 OK, L4_TRUNCATED, UNKNOWN_LINKTYPE, L2_TRUNCATED, NOT_IP, IP_TRUNCATED, IP_BAD_HEADER = range(7)

@@ -18,7 +18,8 @@ length again, as libpcap does). Fields are host order: little-endian only.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from aot import njit
 
 TP_STATUS_USER = 1
 TP_STATUS_VLAN_VALID = 0x10
@@ -79,7 +80,7 @@ def walk_ring(  # type: ignore[no-untyped-def]
             out_ts_ns[n] = _u32(ring, at + 4) * 1_000_000_000 + _u32(ring, at + 8)
             out_offset[n] = pos
             if status & TP_STATUS_VLAN_VALID and snap >= MAC_ADDRESSES:
-                tpid = ETH_P_8021Q
+                tpid = np.int64(ETH_P_8021Q)
                 if status & TP_STATUS_VLAN_TPID_VALID:
                     tpid = _u32(ring, at + 36) & 0xFFFF
                 tci = _u32(ring, at + 32) & 0xFFFF

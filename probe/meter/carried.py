@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from aot import njit
 from cache.config import CacheConfig
 from cache.keys import KeyColumns, key_ids
 from core.packets import PacketTable

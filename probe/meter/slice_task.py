@@ -26,8 +26,8 @@ from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from aot import njit
 from cache.config import CacheConfig
 from cache.flow_cache import FlowCache
 from core.columns import ColumnTable

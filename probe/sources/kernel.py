@@ -10,7 +10,8 @@ only taken once it is wholly in the buffer.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from aot import njit
 
 NEED_MORE = 0  # the record at pos is not wholly in the buffer
 BATCH_FULL = 1
