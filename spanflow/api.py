@@ -28,7 +28,7 @@ from exporter.arrow import arrow_table, optional
 from probe.bench.sampling import as_json, run_trials
 from probe.meter.counters import Counters, end_reason_counts
 from probe.meter.offline import meter_files
-from probe.meter.parallel import ParallelPlan, meter_in_parallel
+from probe.meter.parallel_plan import ParallelPlan
 from probe.meter.sampling import SamplingConfig
 from probe.sources.readers import DEFAULT_BATCH_FRAMES
 
@@ -135,6 +135,8 @@ def convert(
     if jobs > 1:
         if sampling_config.mode is not SamplingMode.FULL:
             raise ConfigError("jobs > 1 meters without sampling (a sampler's count spans slices)")
+        from probe.meter.parallel import meter_in_parallel
+
         counters, _ = meter_in_parallel(files, config, parts.append, ParallelPlan(jobs))
     else:
         counters = meter_files(files, config, parts.append, sampling=sampling_config)

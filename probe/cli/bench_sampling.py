@@ -40,7 +40,7 @@ def _modes(text: str) -> list[SamplingMode]:
 
 
 def bench_sampling(
-    files: Annotated[list[str], typer.Argument(help="pcap or pcapng captures", metavar="FILE")],
+    files: Annotated[list[str], typer.Argument(help="pcap or pcapng captures", metavar="FILE...")],
     rates: Annotated[
         str, typer.Option(metavar="N,N,...", help="Comma-separated N of 1-in-N.")
     ] = "10,100,1000",

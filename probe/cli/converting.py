@@ -9,6 +9,7 @@ import functools
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -23,11 +24,13 @@ from probe.cli.errors import note
 from probe.decode.reasons import DecodeReason
 from probe.meter.counters import Counters, RecordSink, end_reason_counts
 from probe.meter.offline import meter_captures
-from probe.meter.parallel import ParallelPlan, meter_in_parallel
+from probe.meter.parallel_plan import ParallelPlan
 from probe.meter.sampling import SamplingConfig
-from probe.meter.slice_merge import MergeReport
 from probe.meter.warmup import load_kernels
 from probe.sources.capture import Capture
+
+if TYPE_CHECKING:
+    from probe.meter.slice_merge import MergeReport
 
 PROGRESS_MIN_BYTES = 4 << 20
 COMPILE_NOTE_AFTER_S = 2.0
@@ -112,6 +115,8 @@ def run_parallel(
     sink: RecordSink,
     quiet: bool,
 ) -> tuple[Counters, MergeReport]:
+    from probe.meter.parallel import meter_in_parallel  # the pool and the merge: only here
+
     run = functools.partial(meter_in_parallel, files, config, sink, parallel, firsts=firsts)
     if quiet or not sys.stderr.isatty():
         return run()

@@ -11,7 +11,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +23,9 @@ from probe.cli.capture import capture
 from probe.cli.collect import collect
 from probe.cli.errors import EXIT_DAMAGED, EXIT_INTERRUPTED, EXIT_USAGE, errors_exit, fail, note
 from probe.cli.options import DEFAULT_PACE
+
+if TYPE_CHECKING:
+    from probe.meter.slice_merge import MergeReport
 
 app = typer.Typer(
     name="spanflow",
@@ -43,7 +46,9 @@ def _main() -> None:
 def convert(
     files: Annotated[
         list[str],
-        typer.Argument(help="pcap or pcapng captures (gzip allowed, - for stdin)", metavar="FILE"),
+        typer.Argument(
+            help="pcap or pcapng captures (gzip allowed, - for stdin)", metavar="FILE..."
+        ),
     ],
     flows_out: o.FlowsOut = None,
     flows_format: o.FlowsFormat = None,
@@ -99,9 +104,8 @@ def convert(
     )
     from probe.cli.export import ExportOptions, decoded_back, fan_out, make_exporter, open_session
     from probe.meter.counters import RecordSink
-    from probe.meter.parallel import NO_FRAME, ParallelPlan, first_frames, overlapping_files
+    from probe.meter.parallel_plan import NO_FRAME, ParallelPlan, first_frames, overlapping_files
     from probe.meter.sampling import SamplingConfig
-    from probe.meter.slice_merge import MergeReport
     from probe.sources.capture import first_time_ns, open_captures
 
     export = ExportOptions(

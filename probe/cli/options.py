@@ -5,22 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from typer.core import TyperArgument
 
 from core.choices import ExportFormat, FlowFileFormat, SamplingMode, TunnelView
 
 DEFAULT_PACE = 10_000.0  # datagrams/s: nfcapd on loopback lost none at 40,000 (README)
 
-_typer_display_type = TyperArgument.display_type_rich
-
-
-def _metavar_only(self: TyperArgument, ctx: typer.Context) -> str | None:
-    """An argument with a metavar is listed by it alone, not also by its type (``<list[str]>``)."""
-    return None if self.metavar is not None else _typer_display_type(self, ctx)
-
-
-# typer lists every argument as NAME <python type>; a metavar is what a person reads.
-TyperArgument.display_type_rich = _metavar_only  # type: ignore[method-assign,assignment]
 
 Inactive = Annotated[
     float,

@@ -1,18 +1,22 @@
-"""Speed and memory of ``spanflow convert`` against softflowd on one seeded capture, as a report.
+"""Speed and memory of ``spanflow convert`` against softflowd, paired in one run, as a report.
 
-``python tests/bench/run_bench.py [--packets N] [--seed S] [--runs R] [--keep]``
-(``make bench``). The capture is made by make_capture.py under bench-out/ and
-reused while its size and seed stay the same. Every tool runs as a child
-process; its wall time and peak RSS (``wait4`` rusage of that child) are
-measured. spanflow runs once with an empty numba cache (cold: kernels are
-compiled) and then R times with the filled cache (warm, best run kept).
-The same capture is then converted whole (``convert -o OUT -q``) to each flow
-file format, flows.csv, flows.parquet and flows.arrows (Arrow IPC stream), R
-times each in turn over the filled cache (best wall time kept, peak RSS the
-highest of the R); the three must hold the same number of records.
-softflowd reads the file with ``-r`` and exports NetFlow v9 to an nfcapd on
-127.0.0.1, best of R. The exit status is 0 whatever the numbers, 1 when a tool
-is missing, a run fails or the flow files disagree on their record count.
+``python tests/bench/run_bench.py [--packets N,N] [--seed S] [--runs R] [--keep]``
+(``make bench``). Captures are made by make_capture.py under bench-out/ and
+reused while size and seed stay the same (default: 2,000,000 and 10,000,000
+packets). Every tool runs as a child process; wall time, CPU time and peak RSS
+come from the ``wait4`` rusage of that child.
+
+On each capture spanflow and softflowd export NetFlow v9 unpaced to one nfcapd
+on 127.0.0.1 (``spanflow convert F -c 127.0.0.1:P --format 9 --pace 0 -q`` and
+``softflowd -r F -n 127.0.0.1:P -v 9 -d -m 65536``), one warm-up each, then R
+pairs, A B B A A B ... so drifting machine load falls on both; the ratio is
+taken pair by pair and its median printed. Then: the fixed cost (``--help``,
+the 302-frame web.pcap to the collector and to CSV, median of R), CPU per
+packet (the largest capture's CPU minus web.pcap's, per packet), the kernels'
+ahead-of-time build and numba's cold first run (the fallback), records of the
+compiled kernels against numba's byte for byte on the first capture, the flow
+file formats, sampled conversion and the encoders. Exit status 0 whatever the
+numbers; 1 when a tool is missing, a run fails or outputs disagree.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import re
 import select
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,15 +53,17 @@ OUT_DIR = REPO / "bench-out"
 SPANFLOW = REPO / ".venv" / "bin" / "spanflow"
 SOFTFLOWD_MAX_FLOWS = 65536  # spanflow's default cache size (softflowd's own default is 8192)
 COLLECTOR_RCVBUF = 8 << 20  # nfcapd -B; the kernel caps it at net.core.rmem_max
-TARGET_MPPS, TARGET_RATIO, TARGET_RSS_MB = 2.5, 2.0, 400.0
-TARGET_HELP_S, TARGET_FIXED_S = 0.15, 0.3  # issue #15: --help, and a tiny capture converted
+TARGET_RSS_MB = 400.0
+# Issue #15: softflowd wall / spanflow wall on 2 M and 10 M packets, --help, a tiny capture
+# converted, CPU per packet, seconds compiling on a first run.
+TARGET_RATIO = {2_000_000: 2.0, 10_000_000: 3.0}
+TARGET_HELP_S, TARGET_FIXED_S, TARGET_CPU_US, TARGET_FIRST_COMPILE_S = 0.15, 0.3, 0.35, 5.0
 # Flow file outputs, against CSV: Parquet end to end no slower, its peak RSS within 50 MB.
 TARGET_PARQUET_WALL_RATIO, TARGET_PARQUET_RSS_DELTA_MB = 1.00, 50.0
 FLOW_FILES = {"CSV": "flows.csv", "Parquet": "flows.parquet", "Arrow IPC stream": "flows.arrows"}
 STARTUP_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 30.0
-NFDUMP_TIMEOUT_S = 60.0
 
 
 class BenchError(Exception):
@@ -67,6 +75,7 @@ class Run:
     """One finished child process: wall time, peak RSS, exit status, output."""
 
     wall_s: float
+    cpu_s: float  # user + system
     max_rss_kib: int
     returncode: int
     stdout: str
@@ -147,7 +156,8 @@ def run_measured(argv: list[str], env: dict[str, str], timeout_s: float) -> Run:
         stderr = err_path.read_text(errors="replace")
     if not ready:
         raise BenchError(f"{Path(argv[0]).name} did not finish within {timeout_s:g} s")
-    return Run(wall_s, usage.ru_maxrss, os.waitstatus_to_exitcode(status), stdout, stderr)
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return Run(wall_s, cpu_s, usage.ru_maxrss, os.waitstatus_to_exitcode(status), stdout, stderr)
 
 
 def checked(run: Run, argv: list[str]) -> Run:
@@ -201,53 +211,88 @@ def capture(n_packets: int, seed: int) -> tuple[Path, dict[str, int]]:
     return path, truth
 
 
-# ----------------------------------------------------------------- spanflow
+# ----------------------------------------------------------------- spanflow alone
 
 
-@dataclass(frozen=True, slots=True)
-class SpanflowResult:
-    cold: Run
-    warm: list[Run]
-    fixed: dict[str, Run]  # fixed cost: best wall of --help and of tiny conversions
-
-    @property
-    def best(self) -> Run:
-        return min(self.warm, key=lambda r: r.wall_s)
-
-
-def spanflow_env(work: Path) -> dict[str, str]:
-    """The environment of every spanflow run: JIT on, numba's cache in ``work``."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba-cache")}
+def spanflow_env(work: Path, kernels: str = "auto") -> dict[str, str]:
+    """The environment of every spanflow run: ``kernels`` (aot, jit), numba's cache in ``work``."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba-cache"), "SPANFLOW_KERNELS": kernels}
     env.pop("NUMBA_DISABLE_JIT", None)
     return env
 
 
-def bench_spanflow(pcap: Path, runs: int, work: Path, timeout_s: float) -> SpanflowResult:
-    """One cold run (empty NUMBA_CACHE_DIR), then ``runs`` warm runs over the filled cache."""
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Compiling:
+    """What a first run compiles: the ahead-of-time build (pip install), numba's cold run."""
+
+    aot_build_s: float
+    aot_first_run: Run  # a run right after the build: loads the module, compiles nothing
+    jit_cold: Run  # SPANFLOW_KERNELS=jit with an empty numba cache (the fallback)
+
+
+def bench_compiling(work: Path, sample: Path) -> Compiling:
+    """Time the kernels' build into a scratch folder, then a first run each way."""
     spanflow = find_tool("spanflow", SPANFLOW)
-    (work / "numba-cache").mkdir()
-    env = spanflow_env(work)
-    argv = [spanflow, "convert", str(pcap), "--flows-out", str(OUT_DIR / "flows.csv")]
-    print(f"spanflow: {' '.join(argv)}", flush=True)
-    cold = checked(run_measured(argv, env, timeout_s), argv)
-    print(f"  cold   {cold.wall_s:7.2f} s", flush=True)
-    warm = []
-    for i in range(runs):
-        warm.append(checked(run_measured(argv, env, timeout_s), argv))
-        print(f"  warm {i + 1} {warm[-1].wall_s:7.2f} s", flush=True)
-    sample = Path(__file__).resolve().parents[2] / "samples" / "web.pcap"
-    fixed_argvs = {
+    argv = [spanflow, "convert", str(sample), "-o", str(work / "first.csv"), "-q"]
+    build = [sys.executable, "-c",
+             "import sys; from pathlib import Path; from aot.build import build; "
+             "build(Path(sys.argv[1]), quiet=True)", str(work / "aot-build")]  # fmt: skip
+    (work / "aot-build").mkdir()
+    print("compiling: the kernels' ahead-of-time build, then numba's cold first run", flush=True)
+    built = checked(run_measured(build, {**os.environ, "PYTHONPATH": str(REPO)}, 900), build)
+    first = checked(run_measured(argv, spanflow_env(work, "aot"), 120), argv)
+    (work / "numba-cache").mkdir(exist_ok=True)
+    cold = checked(run_measured(argv, spanflow_env(work, "jit"), 900), argv)
+    print(f"  build {built.wall_s:.1f} s, first run {first.wall_s:.2f} s, numba cold "
+          f"{cold.wall_s:.1f} s", flush=True)  # fmt: skip
+    return Compiling(built.wall_s, first, cold)
+
+
+def bench_fixed(port: int, work: Path, runs: int) -> dict[str, list[Run]]:
+    """``--help`` and the 302-frame sample converted to the collector and to CSV, ``runs`` each."""
+    spanflow = find_tool("spanflow", SPANFLOW)
+    sample = str(REPO / "samples" / "web.pcap")
+    argvs = {
         "spanflow --help": [spanflow, "--help"],
-        "web.pcap to CSV": [spanflow, "convert", str(sample), "-o", str(work / "small.csv"), "-q"],
-        "web.pcap to v9 (--pcap-out)": [spanflow, "convert", str(sample), "--pcap-out",
-                                        str(work / "small-v9.pcap"), "-q"],
+        "web.pcap to v9 (collector)": [spanflow, "convert", sample, "-c", f"127.0.0.1:{port}",
+                                       "--format", "9", "--pace", "0", "-q"],
+        "web.pcap to CSV": [spanflow, "convert", sample, "-o", str(work / "small.csv"), "-q"],
     }  # fmt: skip
-    fixed = {
-        label: min((checked(run_measured(a, env, STARTUP_TIMEOUT_S * 6), a) for _ in range(runs)),
-                   key=lambda run: run.wall_s)
-        for label, a in fixed_argvs.items()
-    }  # fmt: skip
-    return SpanflowResult(cold, warm, fixed)
+    env = spanflow_env(work)
+    done: dict[str, list[Run]] = {label: [] for label in argvs}
+    for _ in range(runs + 1):  # the first round warms the page cache
+        for label, argv in argvs.items():
+            done[label].append(checked(run_measured(argv, env, STARTUP_TIMEOUT_S * 6), argv))
+    return {label: got[1:] for label, got in done.items()}
+
+
+def same_records(pcap: Path, work: Path, frames: int, ip_octets: int) -> tuple[bool, Run, Run]:
+    """The compiled kernels' and numba's CSV of the capture, byte for byte; totals checked."""
+    spanflow = find_tool("spanflow", SPANFLOW)
+    outputs = {mode: work / f"same-{mode}.csv" for mode in ("aot", "jit")}
+    runs = {}
+    for mode, out in outputs.items():
+        argv = [spanflow, "convert", str(pcap), "-o", str(out)]
+        runs[mode] = checked(run_measured(argv, spanflow_env(work, mode), 900), argv)
+        totals = spanflow_totals(runs[mode].stderr)
+        if totals != (frames, ip_octets):
+            raise BenchError(f"{mode}: totals {totals} differ from the ground truth")
+    same = digest(outputs["aot"]) == digest(outputs["jit"])
+    for out in outputs.values():
+        out.unlink()
+    return same, runs["aot"], runs["jit"]
+
+
+def digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 24):
+            sha.update(chunk)
+    return sha.hexdigest()
 
 
 # ----------------------------------------------------------------- flow file outputs
@@ -300,7 +345,7 @@ def bench_flow_files(pcap: Path, runs: int, work: Path, timeout_s: float) -> lis
     """``runs`` rounds of the whole conversion to each flow file, in turn (csv, parquet, arrow, ...).
 
     Taking the outputs in turn within each round spreads drifting machine load
-    over all of them. Run after ``bench_spanflow``: its numba cache is warm.
+    over all of them.
     """
     spanflow = find_tool("spanflow", SPANFLOW)
     env = spanflow_env(work)
@@ -326,7 +371,7 @@ def summary_records(stderr: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def report_flow_files(pcap: Path, results: list[FlowFileResult], span: SpanflowResult) -> None:
+def report_flow_files(pcap: Path, results: list[FlowFileResult], csv_run: Run) -> None:
     """Records, wall time, records/s and peak RSS per output, against CSV; counts must agree."""
     csv = results[0]
     n = len(csv.runs)
@@ -356,24 +401,14 @@ def report_flow_files(pcap: Path, results: list[FlowFileResult], span: SpanflowR
     counts = {got.path.name: got.records for got in results}
     if len(set(counts.values())) != 1:
         raise BenchError(f"the flow files disagree on their record count: {counts}")
-    summary = summary_records(span.best.stderr)
+    summary = summary_records(csv_run.stderr)
     agrees = "" if summary is None else (
-        ", as in the summary of the spanflow warm run" if summary == csv.records
-        else f", but {summary:,} in the summary of the spanflow warm run")  # fmt: skip
+        ", as in the summary of the CSV run" if summary == csv.records
+        else f", but {summary:,} in the summary of the CSV run")  # fmt: skip
     print(f"  -> {csv.records:,} records in each of {', '.join(counts)}{agrees}")
 
 
-# ----------------------------------------------------------------- softflowd -> nfcapd
-
-
-@dataclass(frozen=True, slots=True)
-class Collected:
-    """What nfcapd received from one softflowd run (None when unknown)."""
-
-    flows: int | None
-    packets: int | None
-    octets: int | None
-    socket_drops: int | None
+# ----------------------------------------------------------------- paired against softflowd
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -405,27 +440,45 @@ def collector(nfcapd: str, flow_dir: Path) -> Iterator[tuple[int, subprocess.Pop
         stop_process(process, deadline_s=STOP_TIMEOUT_S)
 
 
-def bench_softflowd(
-    pcap: Path, runs: int, work: Path, timeout_s: float
-) -> tuple[list[Run], list[Collected]]:
-    """``runs`` softflowd runs, each exporting to a fresh nfcapd; its totals read back with nfdump."""
-    softflowd, nfcapd, nfdump = (find_tool(t) for t in ("softflowd", "nfcapd", "nfdump"))
-    results: list[Run] = []
-    collected: list[Collected] = []
-    for i in range(runs):
-        flow_dir = work / f"nfcapd-{i + 1}"
-        with collector(nfcapd, flow_dir) as (port, process):
-            # -r implies the foreground (-d is the default then); -c none: no control socket.
-            argv = [softflowd, "-r", str(pcap), "-n", f"127.0.0.1:{port}", "-v", "9", "-d",
-                    "-m", str(SOFTFLOWD_MAX_FLOWS), "-p", str(work / "softflowd.pid"),
-                    "-c", "none"]  # fmt: skip
-            if i == 0:
-                print(f"softflowd: {' '.join(argv)}", flush=True)
-            results.append(checked(run_measured(argv, dict(os.environ), timeout_s), argv))
-            print(f"  run {i + 1}  {results[-1].wall_s:7.2f} s", flush=True)
-            drops = drain(port, process)
-        collected.append(read_back(nfdump, flow_dir, drops))
-    return results, collected
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """spanflow and softflowd on one capture, to one nfcapd, pair by pair."""
+
+    pcap: Path
+    frames: int
+    spanflow: list[Run]
+    softflowd: list[Run]
+
+    @property
+    def ratios(self) -> list[float]:
+        """softflowd wall / spanflow wall, pair by pair."""
+        return [b.wall_s / a.wall_s for a, b in zip(self.spanflow, self.softflowd, strict=True)]
+
+
+def bench_paired(
+    pcap: Path, frames: int, port: int, runs: int, work: Path, timeout_s: float
+) -> Pairing:
+    """One warm-up each, then ``runs`` pairs, the order alternating (A B, B A, ...)."""
+    spanflow, softflowd = find_tool("spanflow", SPANFLOW), find_tool("softflowd")
+    span_argv = [spanflow, "convert", str(pcap), "-c", f"127.0.0.1:{port}", "--format", "9",
+                 "--pace", "0", "-q"]  # fmt: skip
+    # -r implies the foreground (-d is the default then); -c none: no control socket.
+    soft_argv = [softflowd, "-r", str(pcap), "-n", f"127.0.0.1:{port}", "-v", "9", "-d",
+                 "-m", str(SOFTFLOWD_MAX_FLOWS), "-p", str(work / "softflowd.pid"), "-c", "none"]  # fmt: skip
+    print(
+        f"paired on {pcap.name}:\n  A {' '.join(span_argv)}\n  B {' '.join(soft_argv)}", flush=True
+    )
+    env = spanflow_env(work)
+    done: dict[str, list[Run]] = {"A": [], "B": []}
+    argvs = {"A": (span_argv, env), "B": (soft_argv, dict(os.environ))}
+    for i in range(runs + 1):
+        for key in "AB" if i % 2 else "BA":
+            argv, run_env = argvs[key]
+            done[key].append(checked(run_measured(argv, run_env, timeout_s), argv))
+        if i:
+            print(f"  pair {i}: A {done['A'][-1].wall_s:6.2f} s  B {done['B'][-1].wall_s:6.2f} s",
+                  flush=True)  # fmt: skip
+    return Pairing(pcap, frames, done["A"][1:], done["B"][1:])
 
 
 def drain(port: int, process: subprocess.Popen[bytes]) -> int | None:
@@ -445,28 +498,7 @@ def drain(port: int, process: subprocess.Popen[bytes]) -> int | None:
     return last[0]
 
 
-def read_back(nfdump: str, flow_dir: Path, drops: int | None) -> Collected:
-    """Flows, packets and bytes nfcapd stored, from ``nfdump -I`` (bounded in time)."""
-    try:
-        info = subprocess.run(
-            [nfdump, "-R", str(flow_dir), "-I"], capture_output=True, text=True,
-            timeout=NFDUMP_TIMEOUT_S, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return Collected(None, None, None, drops)
-
-    def field(name: str) -> int | None:
-        found = re.search(rf"^{name}: (\d+)$", info.stdout, re.MULTILINE)
-        return int(found.group(1)) if found else None
-
-    return Collected(field("Flows"), field("Packets"), field("Bytes"), drops)
-
-
 # ----------------------------------------------------------------- report
-
-
-def mpps(frames: int, run: Run) -> float:
-    return frames / run.wall_s / 1e6
 
 
 def verdict(ok: bool) -> str:
@@ -479,100 +511,87 @@ def spanflow_totals(stderr: str) -> tuple[int, int] | None:
     return (int(found.group(1)), int(found.group(2))) if found else None
 
 
-def metering_mpps(stderr: str) -> float | None:
-    """The rate of spanflow's summary line: first read to last record written, start-up excluded."""
-    found = re.search(r"frames from \d+ file\(s\) in ([\d.]+) s \(([\d.]+) Mpps\)", stderr)
-    return float(found.group(2)) if found else None
+def target_row(label: str, value: float, sense: str, target: float, unit: str = "") -> None:
+    ok = value >= target if sense == ">=" else value <= target
+    print(f"  {label:<44}{value:>9.2f}{unit:<3}{sense:>4} {target:<6g}{verdict(ok):>6}")
 
 
 def report(
-    pcap: Path, truth: dict[str, int], span: SpanflowResult,
-    soft: list[Run], collected: list[Collected], load_before: float,
+    pairings: list[Pairing], fixed: dict[str, list[Run]], compiling: Compiling,
+    same: tuple[bool, Run, Run], truths: dict[Path, dict[str, int]], load_before: float,
 ) -> None:  # fmt: skip
-    frames = truth["frames"]
-    best_soft = min(soft, key=lambda r: r.wall_s)
-    soft_at = soft.index(best_soft)
-    warm_mpps, soft_mpps = mpps(frames, span.best), mpps(frames, best_soft)
-    ratio = warm_mpps / soft_mpps
-    span_rss = max(run.rss_mb for run in [span.cold, *span.warm])
-    n = len(span.warm)
     print()
-    print(f"capture      {pcap.relative_to(REPO)}")
-    print(f"frames       {frames:,}")
-    print(f"file size    {truth['file_bytes'] / 1e6:,.1f} MB")
-    print(f"mean frame   {truth['wire_bytes'] / frames:.1f} bytes")
-    print(f"flow keys    {truth['flows']:,} (peak {truth['peak_active_flows']:,} active at once)")
-    print(f"IP octets    {truth['ip_octets']:,}")
     print(f"machine      {os.cpu_count()} CPUs, 1-min load average {load_before:.2f} before the runs, "
           f"{os.getloadavg()[0]:.2f} after (other work skews the times)")  # fmt: skip
+    for pairing in pairings:
+        truth = truths[pairing.pcap]
+        print(f"capture      {pairing.pcap.relative_to(REPO)}: {pairing.frames:,} frames, "
+              f"{truth['file_bytes'] / 1e6:,.0f} MB, {truth['flows']:,} flow keys")  # fmt: skip
     print()
-    print(f"{'run':<36}{'wall s':>9}{'Mpps':>9}{'peak RSS MB':>14}")
-    rows = [
-        (f"spanflow warm (best of {n})", span.best),
-        ("spanflow cold (empty numba cache)", span.cold),
-        (f"softflowd (best of {len(soft)})", best_soft),
-    ]
-    for label, run in rows:
-        print(f"{label:<36}{run.wall_s:>9.2f}{mpps(frames, run):>9.3f}{run.rss_mb:>14.1f}")
-    for label, run in span.fixed.items():
-        print(f"{'fixed cost: ' + label:<36}{run.wall_s:>9.2f}{'':>9}{run.rss_mb:>14.1f}")
+    print(
+        f"{'run (median of the pairs)':<40}{'wall s':>9}{'CPU s':>9}{'Mpps':>8}{'peak RSS MB':>13}"
+    )
+    for pairing in pairings:
+        for name, got in (("spanflow", pairing.spanflow), ("softflowd", pairing.softflowd)):
+            wall = median([r.wall_s for r in got])
+            print(f"{name + ' ' + f'{pairing.frames:,}':<40}{wall:>9.2f}"
+                  f"{median([r.cpu_s for r in got]):>9.2f}{pairing.frames / wall / 1e6:>8.2f}"
+                  f"{max(r.rss_mb for r in got):>13.1f}")  # fmt: skip
+    for label, got in fixed.items():
+        print(f"{'fixed cost: ' + label:<40}{median([r.wall_s for r in got]):>9.2f}"
+              f"{median([r.cpu_s for r in got]):>9.2f}{'':>8}{max(r.rss_mb for r in got):>13.1f}")  # fmt: skip
+    print(f"{'first run after the build (web.pcap)':<40}{compiling.aot_first_run.wall_s:>9.2f}"
+          f"{compiling.aot_first_run.cpu_s:>9.2f}{'':>8}{compiling.aot_first_run.rss_mb:>13.1f}")  # fmt: skip
+    print(f"{'numba fallback, cold cache (web.pcap)':<40}{compiling.jit_cold.wall_s:>9.2f}"
+          f"{compiling.jit_cold.cpu_s:>9.2f}{'':>8}{compiling.jit_cold.rss_mb:>13.1f}")  # fmt: skip
+    print(f"{'kernels built ahead of time (install)':<40}{compiling.aot_build_s:>9.2f}")
+    largest = max(pairings, key=lambda p: p.frames)
+    small_cpu = median([r.cpu_s for r in fixed["web.pcap to v9 (collector)"]])
+    cpu_us = (median([r.cpu_s for r in largest.spanflow]) - small_cpu) / largest.frames * 1e6
+    soft_us = median([r.cpu_s for r in largest.softflowd]) / largest.frames * 1e6
     print()
-    print(f"{'targets':<36}{'value':>9}{'target':>14}")
-    in_process = max((metering_mpps(run.stderr) or 0.0) for run in span.warm)
-    targets = [
-        ("spanflow Mpps in process (summary)", in_process, ">=", TARGET_MPPS),
-        ("spanflow / softflowd (wall, best)", ratio, ">=", TARGET_RATIO),
-        ("spanflow peak RSS MB (all runs)", span_rss, "<=", TARGET_RSS_MB),
-        *(
-            (
-                f"fixed cost s: {label}",
-                run.wall_s,
-                "<=",
-                TARGET_HELP_S if "--help" in label else TARGET_FIXED_S,
-            )
-            for label, run in span.fixed.items()
-        ),
-    ]
-    for label, value, sense, target in targets:
-        ok = value >= target if sense == ">=" else value <= target
-        print(f"  {label:<34}{value:>9.2f}{sense:>8} {target:<5g}{verdict(ok):>6}")
-    print()
-    print(f"spanflow stderr, last 3 lines (warm run {span.warm.index(span.best) + 1}):")
-    for line in span.best.stderr.splitlines()[-3:]:
-        print(f"  {line}")
-    totals = spanflow_totals(span.best.stderr)
-    if totals is not None:
-        same = totals == (frames, truth["ip_octets"])
-        print(f"  -> packets and octets {'equal' if same else 'DIFFER FROM'} the ground truth")
-    print()
-    processed = re.search(r"Packets processed: (\d+)", best_soft.stdout)
-    print(f"softflowd (-m {SOFTFLOWD_MAX_FLOWS}), run {soft_at + 1}: "
-          f"{processed.group(1) if processed else '?'} packets processed")  # fmt: skip
-    got = collected[soft_at]
-    if got.flows is not None:
-        print(f"  nfcapd stored {got.flows:,} flows, {got.packets:,} packets, {got.octets:,} bytes"
-              f" (socket drops: {'?' if got.socket_drops is None else got.socket_drops}; "
-              "softflowd counts wire length minus the L2 header)")  # fmt: skip
-    else:
-        print("  nfdump could not read nfcapd's files")
+    print(f"{'targets':<46}{'value':>9}{'':<3}{'target':>11}")
+    for pairing in pairings:
+        target = TARGET_RATIO.get(pairing.frames, TARGET_RATIO[min(TARGET_RATIO)])
+        ratios = pairing.ratios
+        target_row(f"softflowd / spanflow wall, {pairing.frames:,} (median)", median(ratios), ">=",
+                   target, "x")  # fmt: skip
+        print(f"    pairs: {', '.join(f'{r:.2f}' for r in ratios)}")
+    for label, got in fixed.items():
+        limit = TARGET_HELP_S if "--help" in label else TARGET_FIXED_S
+        target_row(f"fixed cost: {label}", median([r.wall_s for r in got]), "<=", limit, "s")
+    target_row(f"CPU per packet, {largest.frames:,} (minus web.pcap's)", cpu_us, "<=",
+               TARGET_CPU_US, "us")  # fmt: skip
+    print(f"    softflowd: {soft_us:.2f} us per packet")
+    target_row("compiling on the first run after install", compiling.aot_first_run.wall_s, "<=",
+               TARGET_FIRST_COMPILE_S, "s")  # fmt: skip
+    peak = max(r.rss_mb for p in pairings for r in p.spanflow)
+    target_row("spanflow peak RSS MB (every paired run)", peak, "<=", TARGET_RSS_MB)
+    identical, aot_run, jit_run = same
+    print(f"  records of the compiled kernels vs numba's, -o flows.csv on {pairings[0].pcap.name}: "
+          f"{'byte-identical' if identical else 'DIFFERENT'} (wall {aot_run.wall_s:.2f} vs "
+          f"{jit_run.wall_s:.2f} s, peak RSS {aot_run.rss_mb:.0f} vs {jit_run.rss_mb:.0f} MB)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=int, default=2_000_000, help="capture size (2000000)")
+    parser.add_argument("--packets", default="2000000,10000000",
+                        help="capture sizes, comma-separated (2000000,10000000)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="capture seed (1)")
-    parser.add_argument("--runs", type=int, default=3, help="warm runs per tool, best kept (3)")
+    parser.add_argument("--runs", type=int, default=3, help="pairs and repeats per figure (3)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the flow files, the numba cache and nfcapd's files "
                              "(paths printed)")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.packets < 1 or args.runs < 1:
+    sizes = [int(n) for n in args.packets.split(",") if n]
+    if not sizes or min(sizes) < 1 or args.runs < 1:
         parser.error("--packets and --runs must be at least 1")
-    timeout_s = max(300.0, args.packets / 5_000)
+    timeout_s = max(300.0, max(sizes) / 5_000)
     try:
         become_subreaper()
         with ExitStack() as stack:
-            pcap, truth = capture(args.packets, args.seed)
+            found = [capture(n, args.seed) for n in sizes]
+            truths = {path: truth for path, truth in found}
             if args.keep:
                 work = Path(tempfile.mkdtemp(prefix="run-", dir=OUT_DIR))
             else:
@@ -582,16 +601,27 @@ def main(argv: list[str] | None = None) -> int:
                 for name in FLOW_FILES.values():  # flows.csv among them
                     stack.callback((OUT_DIR / name).unlink, missing_ok=True)
             load_before = os.getloadavg()[0]
-            span = bench_spanflow(pcap, args.runs, work, timeout_s)
-            flow_files = bench_flow_files(pcap, args.runs, work, timeout_s)
-            soft, collected = bench_softflowd(pcap, args.runs, work, timeout_s)
-            report(pcap, truth, span, soft, collected, load_before)
-            report_flow_files(pcap, flow_files, span)
-            sampled_conversion(pcap, work)
-            encode_rates(pcap)
+            compiling = bench_compiling(work, REPO / "samples" / "web.pcap")
+            nfcapd = find_tool("nfcapd")
+            port, process = stack.enter_context(collector(nfcapd, work / "nfcapd"))
+            pairings = [
+                bench_paired(path, truth["frames"], port, args.runs, work, timeout_s)
+                for path, truth in found
+            ]
+            fixed = bench_fixed(port, work, args.runs)
+            drain(port, process)
+            first, first_truth = found[0]
+            same = same_records(first, work, first_truth["frames"], first_truth["ip_octets"])
+            report(pairings, fixed, compiling, same, truths, load_before)
+            flow_files = bench_flow_files(first, args.runs, work, timeout_s)
+            report_flow_files(first, flow_files, same[1])
+            sampled_conversion(first, work)
+            encode_rates(first)
             if args.keep:
                 kept = ", ".join(str(OUT_DIR / name) for name in FLOW_FILES.values())
                 print(f"\nkept: {kept}, {work}")
+            if not same[0]:
+                raise BenchError("the compiled kernels' records differ from numba's")
     except BenchError as exc:
         print(f"run_bench: error: {exc}", file=sys.stderr)
         return 1
