@@ -19,6 +19,7 @@ n-out-of-N, 311 uniform probabilistic.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,8 @@ IPFIX_HEADER = np.dtype(
     ]
 )
 assert IPFIX_HEADER.itemsize == 16
+_HEADER = struct.Struct(">HHIII")  # IPFIX_HEADER's layout, packed per message
+assert _HEADER.size == IPFIX_HEADER.itemsize
 
 OPTIONS_TEMPLATE_HEADER = np.dtype(
     [("template_id", ">u2"), ("field_count", ">u2"), ("scope_field_count", ">u2")]
@@ -165,13 +168,13 @@ class IpfixExporter(TemplateExporter):
         return {"first": records.first_ns // NS_PER_MS, "last": records.last_ns // NS_PER_MS}
 
     def header(self, count: int, length: int, clock_ns: int) -> bytes:
-        row = np.zeros(1, IPFIX_HEADER)
-        row["version"] = 10
-        row["length"] = length
-        row["export_time"] = clock_ns // NS_PER_S
-        row["sequence_number"] = self.data_records_sent % (1 << 32)
-        row["observation_domain_id"] = self.config.source_id
-        return row.tobytes()
+        return _HEADER.pack(
+            10,
+            length,
+            (clock_ns // NS_PER_S) % (1 << 32),
+            self.data_records_sent % (1 << 32),
+            self.config.source_id % (1 << 32),
+        )
 
 
 class IpfixDecoder(TemplateDecoder):

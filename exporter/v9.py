@@ -19,6 +19,7 @@ otherwise assume a rate of 0.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from exporter.formats import (
     WireArray,
     switched_to_ns,
     uptime_ms,
+    uptime_ms_of,
 )
 from exporter.template_decoder import Template, TemplateDecoder, read_v9_fields
 from exporter.templates import (
@@ -55,6 +57,8 @@ V9_HEADER = np.dtype(
     ]
 )
 assert V9_HEADER.itemsize == 20
+_HEADER = struct.Struct(">HHIIII")  # V9_HEADER's layout, packed per datagram
+assert _HEADER.size == V9_HEADER.itemsize
 
 OPTIONS_TEMPLATE_HEADER = np.dtype(
     [("template_id", ">u2"), ("option_scope_length", ">u2"), ("option_length", ">u2")]
@@ -147,14 +151,10 @@ class V9Exporter(TemplateExporter):
 
     def header(self, count: int, length: int, clock_ns: int) -> bytes:
         clock_s = -(-clock_ns // NS_PER_S)  # rounded up: see the module docstring
-        row = np.zeros(1, V9_HEADER)
-        row["version"] = 9
-        row["count"] = count
-        row["sys_uptime"] = uptime_ms(clock_s * NS_PER_S, self.boot_ns)
-        row["unix_secs"] = clock_s
-        row["sequence_number"] = self.datagrams_sent % (1 << 32)
-        row["source_id"] = self.config.source_id
-        return row.tobytes()
+        return _HEADER.pack(
+            9, count, uptime_ms_of(clock_s * NS_PER_S, self.boot_ns), clock_s % (1 << 32),
+            self.datagrams_sent % (1 << 32), self.config.source_id % (1 << 32),
+        )  # fmt: skip
 
 
 class V9Decoder(TemplateDecoder):

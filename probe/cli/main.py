@@ -13,6 +13,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+# numpy's OpenBLAS starts a thread per core at import; spanflow does no linear algebra.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import typer
 
 from core.choices import ExportFormat, SamplingMode, TunnelView

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from aot import njit
+from cache.prefetch import prefetch
 
 NEED_MORE = 0  # the record at pos is not wholly in the buffer
 BATCH_FULL = 1
@@ -19,6 +20,9 @@ BAD_RECORD = 2  # the record at pos has an impossible length
 CONTROL_BLOCK = 3  # pcapng: a section header or interface block at pos, for Python to parse
 
 PCAP_RECORD_HEADER = 16
+# Where the next record starts is read from this one: a chain of memory loads the CPU
+# cannot run ahead of. Hinting the bytes this far on starts them loading meanwhile.
+PREFETCH_BYTES = 4096
 NO_TIMESTAMP = np.uint64(0xFFFFFFFFFFFFFFFF)  # simple packet blocks carry none
 PCAPNG_SHB, PCAPNG_IDB, PCAPNG_OPB, PCAPNG_SPB, PCAPNG_EPB = 0x0A0D0D0A, 1, 2, 3, 6
 
@@ -60,6 +64,7 @@ def walk_pcap(  # type: ignore[no-untyped-def]
     while n < limit:
         if end - pos < PCAP_RECORD_HEADER:
             return n, pos, NEED_MORE
+        prefetch(buf, pos + PREFETCH_BYTES)
         caplen = _u32(buf, pos + 8, big_endian)
         if caplen > max_caplen:
             return n, pos, BAD_RECORD
