@@ -199,11 +199,6 @@ def uptime_ms(t_ns: npt.NDArray[np.int64] | int, boot_ns: int) -> Any:
     return (np.asarray(t_ns, np.int64) // NS_PER_MS - boot_ms) % UPTIME_MODULUS
 
 
-def uptime_ms_of(t_ns: int, boot_ns: int) -> int:
-    """``uptime_ms`` of one time, in Python ints (a datagram header's, without numpy's cost)."""
-    return (t_ns // NS_PER_MS - boot_ns // NS_PER_MS) % UPTIME_MODULUS
-
-
 def chunk_clocks(last_ns: I64Array, bounds: npt.NDArray[np.intp], export_ns: int) -> I64Array:
     """Each datagram's clock: export_ns, or its latest LAST if that is later.
 

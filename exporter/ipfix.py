@@ -19,7 +19,6 @@ n-out-of-N, 311 uniform probabilistic.
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import numpy as np
@@ -56,8 +55,6 @@ IPFIX_HEADER = np.dtype(
     ]
 )
 assert IPFIX_HEADER.itemsize == 16
-_HEADER = struct.Struct(">HHIII")  # IPFIX_HEADER's layout, packed per message
-assert _HEADER.size == IPFIX_HEADER.itemsize
 
 OPTIONS_TEMPLATE_HEADER = np.dtype(
     [("template_id", ">u2"), ("field_count", ">u2"), ("scope_field_count", ">u2")]
@@ -167,14 +164,17 @@ class IpfixExporter(TemplateExporter):
     def times(self, records: RecordTable) -> dict[str, Any]:
         return {"first": records.first_ns // NS_PER_MS, "last": records.last_ns // NS_PER_MS}
 
-    def header(self, count: int, length: int, clock_ns: int) -> bytes:
-        return _HEADER.pack(
-            10,
-            length,
-            (clock_ns // NS_PER_S) % (1 << 32),
-            self.data_records_sent % (1 << 32),
-            self.config.source_id % (1 << 32),
-        )
+    def headers(
+        self, counts: I64Array, lengths: I64Array, clocks_ns: I64Array, data_records: I64Array
+    ) -> bytes:
+        rows = np.zeros(len(counts), IPFIX_HEADER)
+        rows["version"] = 10
+        rows["length"] = lengths
+        rows["export_time"] = clocks_ns // NS_PER_S
+        before = self.data_records_sent + np.cumsum(data_records) - data_records
+        rows["sequence_number"] = before % (1 << 32)
+        rows["observation_domain_id"] = self.config.source_id
+        return rows.tobytes()
 
 
 class IpfixDecoder(TemplateDecoder):

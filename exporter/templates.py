@@ -11,11 +11,11 @@ last block, or when T seconds of export clock passed. Every set is padded to
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from core import attributes
 from core.attributes import FieldGroup
@@ -24,15 +24,14 @@ from core.errors import ConfigError
 from core.records import RecordTable
 from exporter.formats import (
     ExportConfig,
+    I64Array,
     WireArray,
     ipv4_of,
 )
 
 FLOWSET_HEADER = np.dtype([("flowset_id", ">u2"), ("length", ">u2")])
 assert FLOWSET_HEADER.itemsize == 4
-# Per datagram, struct packs a header in a fraction of a numpy row's time.
-_FLOWSET_HEAD = struct.Struct(">HH")
-assert _FLOWSET_HEAD.size == FLOWSET_HEADER.itemsize
+_PADDING = (b"", b"\0", b"\0\0", b"\0\0\0")  # a set's zero padding to 4 bytes, by length
 TEMPLATE_HEADER = np.dtype([("template_id", ">u2"), ("field_count", ">u2")])
 assert TEMPLATE_HEADER.itemsize == 4
 FIELD_SPEC = np.dtype([("field_type", ">u2"), ("field_length", ">u2")])
@@ -116,8 +115,8 @@ def read_row(buffer: bytes, dtype: np.dtype, offset: int) -> tuple[int, ...]:
 def flowset(set_id: int, body: bytes) -> bytes:
     """A set (v9: FlowSet) of ``body`` zero-padded to a 4-byte boundary."""
     padding = -len(body) % 4
-    head = _FLOWSET_HEAD.pack(set_id, _FLOWSET_HEAD.size + len(body) + padding)
-    return head + body + bytes(padding)
+    head = np.array([(set_id, FLOWSET_HEADER.itemsize + len(body) + padding)], FLOWSET_HEADER)
+    return head.tobytes() + body + bytes(padding)
 
 
 def template_record(layout: Layout) -> bytes:
@@ -206,7 +205,11 @@ class TemplateExporter:
     def times(self, records: RecordTable) -> dict[str, Any]:
         raise NotImplementedError
 
-    def header(self, count: int, length: int, clock_ns: int) -> bytes:
+    def headers(
+        self, counts: I64Array, lengths: I64Array, clocks_ns: I64Array, data_records: I64Array
+    ) -> bytes:
+        """The headers of datagrams about to go out, in order, one ``HEADER`` row each:
+        record counts, byte lengths, clocks and data records (flow and options) of each."""
         raise NotImplementedError
 
     def encode(self, records: RecordTable, export_ns: int) -> list[bytes]:
@@ -216,60 +219,94 @@ class TemplateExporter:
         for layout, family in zip(self.flow_layouts, (~is_v6, is_v6), strict=True):
             if not family.any():
                 continue
-            chosen = records.take(family)
+            chosen = records if family.all() else records.take(family)
             wire = fill(layout, chosen, self.times(chosen))
-            # Where each datagram's records start and stop, templates first where due.
-            starts, stops, templated = [], [], []
-            start, n = 0, len(chosen)
-            while start < n:
-                with_templates = self._templates_due(export_ns)
-                stop = min(n, start + self._capacity[layout.template_id][with_templates])
-                starts.append(start)
-                stops.append(stop)
-                templated.append(with_templates)
-                self._count_datagram(with_templates, export_ns)
-                start = stop
+            plain, templated = self._capacity[layout.template_id]
+            plan = datagram_plan(len(chosen), plain, templated, self._due_in(export_ns),
+                                 self.config.template_refresh_packets)  # fmt: skip
+            if plan.templated.any():
+                self._since_templates = len(plan.starts) - int(np.flatnonzero(plan.templated)[-1])
+                self._templates_ns = export_ns
+            else:
+                assert self._since_templates is not None
+                self._since_templates += len(plan.starts)
             # A datagram's clock: export_ns, or its latest record's LAST if that is later.
-            latest = np.maximum.reduceat(chosen.last_ns, np.array(starts, np.intp))
-            clocks = np.maximum(latest, np.int64(export_ns)).tolist()
-            data, size = wire.tobytes(), wire.dtype.itemsize
-            for start, stop, with_templates, clock_ns in zip(
-                starts, stops, templated, clocks, strict=True
-            ):
-                records_bytes = data[start * size : stop * size]
-                datagrams.append(
-                    self._datagram(layout, records_bytes, stop - start, with_templates, clock_ns)
-                )
+            latest = np.maximum.reduceat(chosen.last_ns, plan.starts)
+            clocks = np.maximum(latest, np.int64(export_ns))
+            datagrams += self._datagrams(layout, wire, plan, clocks)
         return datagrams
 
-    def _templates_due(self, export_ns: int) -> bool:
-        return (
+    def _due_in(self, export_ns: int) -> int:
+        """Datagrams before the next that must carry templates (0: the next one)."""
+        refresh = self.config.template_refresh_packets
+        if (
             self._since_templates is None
-            or self._since_templates >= self.config.template_refresh_packets
+            or self._since_templates >= refresh
             or export_ns - self._templates_ns >= self.config.template_refresh_ns
-        )
+        ):
+            return 0
+        return refresh - self._since_templates
 
-    def _count_datagram(self, with_templates: bool, export_ns: int) -> None:
-        """The template refresh state after one more datagram (templates in it or not)."""
-        if with_templates:
-            self._since_templates = 0
-            self._templates_ns = export_ns
-        assert self._since_templates is not None
-        self._since_templates += 1
+    def _datagrams(
+        self, layout: Layout, wire: WireArray, plan: DatagramPlan, clocks_ns: I64Array
+    ) -> list[bytes]:
+        """Header, the template block where due, and one data set of the plan's records each.
 
-    def _datagram(
-        self, layout: Layout, records: bytes, n_records: int, with_templates: bool, clock_ns: int
-    ) -> bytes:
-        """Header, the template block when due, and one data set of ``n_records`` records."""
-        padding = -len(records) % 4
-        set_head = _FLOWSET_HEAD.pack(
-            layout.template_id, _FLOWSET_HEAD.size + len(records) + padding
-        )
-        templates = self.template_block if with_templates else b""
-        count = n_records + (self.template_records if with_templates else 0)
-        length = self.HEADER.itemsize + len(templates) + len(set_head) + len(records) + padding
-        header = self.header(count, length, clock_ns)
-        self.datagrams_sent += 1
-        self.records_sent += n_records
-        self.data_records_sent += n_records + with_templates
-        return b"".join((header, templates, set_head, records, bytes(padding)))
+        Headers and set headers are built for all datagrams at once; per datagram, Python
+        only joins five byte strings.
+        """
+        size = wire.dtype.itemsize
+        n_records = plan.stops - plan.starts
+        data_bytes = n_records * size
+        padding = -data_bytes % 4
+        sets = np.empty(len(n_records), FLOWSET_HEADER)
+        sets["flowset_id"] = layout.template_id
+        sets["length"] = FLOWSET_HEADER.itemsize + data_bytes + padding
+        counts = n_records + plan.templated * self.template_records
+        lengths = self.HEADER.itemsize + plan.templated * len(self.template_block) + sets["length"]
+        data_records = n_records + plan.templated
+        heads = self.headers(counts, lengths, clocks_ns, data_records)
+        set_heads, data = sets.tobytes(), wire.tobytes()
+        step, set_step, block = self.HEADER.itemsize, FLOWSET_HEADER.itemsize, self.template_block
+        datagrams = [
+            b"".join((
+                heads[k * step : k * step + step],
+                block if with_templates else b"",
+                set_heads[k * set_step : k * set_step + set_step],
+                data[start * size : stop * size],
+                _PADDING[pad],
+            ))
+            for k, (start, stop, with_templates, pad) in enumerate(zip(
+                plan.starts.tolist(), plan.stops.tolist(), plan.templated.tolist(),
+                padding.tolist(), strict=True,
+            ))
+        ]  # fmt: skip
+        self.datagrams_sent += len(datagrams)
+        self.records_sent += int(n_records.sum())
+        self.data_records_sent += int(data_records.sum())
+        return datagrams
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramPlan:
+    """Where each datagram's records start and stop, and which datagrams carry templates."""
+
+    starts: I64Array
+    stops: I64Array
+    templated: npt.NDArray[np.bool_]
+
+
+def datagram_plan(
+    n: int, plain: int, templated: int, due_in: int, refresh_every: int
+) -> DatagramPlan:
+    """Datagrams for ``n`` records: ``plain`` fit one without templates, ``templated`` one
+    with; the first to carry templates is ``due_in`` datagrams on, then every
+    ``refresh_every``-th."""
+    most = -(-n // max(min(plain, templated), 1)) if n else 0
+    k = np.arange(most, dtype=np.int64)
+    carries = (k >= due_in) & ((k - due_in) % refresh_every == 0)
+    ends = np.cumsum(np.where(carries, templated, plain))
+    count = int(np.searchsorted(ends, n)) + 1 if n else 0
+    stops = np.minimum(ends[:count], n)
+    starts = np.concatenate((np.zeros(min(count, 1), np.int64), stops[:-1]))
+    return DatagramPlan(starts, stops, carries[:count])

@@ -19,7 +19,6 @@ otherwise assume a rate of 0.
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,6 @@ from exporter.formats import (
     WireArray,
     switched_to_ns,
     uptime_ms,
-    uptime_ms_of,
 )
 from exporter.template_decoder import Template, TemplateDecoder, read_v9_fields
 from exporter.templates import (
@@ -57,8 +55,6 @@ V9_HEADER = np.dtype(
     ]
 )
 assert V9_HEADER.itemsize == 20
-_HEADER = struct.Struct(">HHIIII")  # V9_HEADER's layout, packed per datagram
-assert _HEADER.size == V9_HEADER.itemsize
 
 OPTIONS_TEMPLATE_HEADER = np.dtype(
     [("template_id", ">u2"), ("option_scope_length", ">u2"), ("option_length", ">u2")]
@@ -149,12 +145,18 @@ class V9Exporter(TemplateExporter):
             "last": uptime_ms(records.last_ns, self.boot_ns),
         }
 
-    def header(self, count: int, length: int, clock_ns: int) -> bytes:
-        clock_s = -(-clock_ns // NS_PER_S)  # rounded up: see the module docstring
-        return _HEADER.pack(
-            9, count, uptime_ms_of(clock_s * NS_PER_S, self.boot_ns), clock_s % (1 << 32),
-            self.datagrams_sent % (1 << 32), self.config.source_id % (1 << 32),
-        )  # fmt: skip
+    def headers(
+        self, counts: I64Array, lengths: I64Array, clocks_ns: I64Array, data_records: I64Array
+    ) -> bytes:
+        clock_s = -(-clocks_ns // NS_PER_S)  # rounded up: see the module docstring
+        rows = np.zeros(len(counts), V9_HEADER)
+        rows["version"] = 9
+        rows["count"] = counts
+        rows["sys_uptime"] = uptime_ms(clock_s * NS_PER_S, self.boot_ns)
+        rows["unix_secs"] = clock_s
+        rows["sequence_number"] = (self.datagrams_sent + np.arange(len(counts))) % (1 << 32)
+        rows["source_id"] = self.config.source_id
+        return rows.tobytes()
 
 
 class V9Decoder(TemplateDecoder):

@@ -116,6 +116,39 @@ class TestV9Encoder:
             assert carries_templates(datagram) == (index % refresh == 0)
         assert data_records == len(records)
 
+    @HYPOTHESIS
+    @given(
+        st.lists(st.tuples(st.integers(0, 90), st.integers(0, 90), st.integers(0, 7_000)),
+                 min_size=1, max_size=6),
+        st.integers(MIN_MTU, 1500), st.integers(1, 5), st.integers(1, 10),
+    )  # fmt: skip
+    def test_templates_go_where_one_datagram_at_a_time_would_put_them(
+        self, calls: list[tuple[int, int, int]], mtu: int, refresh: int, seconds: int
+    ) -> None:
+        """Across calls and both families, templates are due after ``refresh`` datagrams or
+        ``seconds`` of export clock, exactly as deciding datagram by datagram gives."""
+        config = ExportConfig(mtu=mtu, template_refresh_packets=refresh,
+                              template_refresh_seconds=seconds, boot_ns=vectors.BOOT_NS)  # fmt: skip
+        exporter = V9Exporter(config)
+        since, templates_ns, expected, got = None, 0, [], []
+        export_ns = vectors.EXPORT_NS
+        for n4, n6, step_ms in calls:
+            export_ns += step_ms * 1_000_000
+            records = RecordTable.concat([records_of(n4, 4), records_of(n6, 6)])
+            got += [carries_templates(d) for d in exporter.encode(records, export_ns)]
+            for layout, n in zip(exporter.flow_layouts, (n4, n6), strict=True):
+                plain, with_templates = exporter._capacity[layout.template_id]
+                start = 0
+                while start < n:
+                    due = (since is None or since >= refresh
+                           or export_ns - templates_ns >= seconds * 1_000_000_000)  # fmt: skip
+                    expected.append(due)
+                    start += with_templates if due else plain
+                    if due:
+                        since, templates_ns = 0, export_ns
+                    since += 1
+        assert got == expected
+
     def test_templates_refresh_every_k_datagrams(self) -> None:
         """With K = 3, datagrams 0, 3 and 6 carry the templates and the others do not."""
         exporter = V9Exporter(ExportConfig(template_refresh_packets=3, boot_ns=vectors.BOOT_NS))
