@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ PACKAGES = ("core", "cache", "probe", "exporter", "spanflow", "aot")
 _mode: str | None = None  # "aot" or "jit", decided at the first decorated function
 _compiled: Any = None  # the extension module in "aot" mode
 _registry: list[Kernel] = []
+_switching = threading.Lock()  # the read-ahead thread and the caller may miss at once
 
 
 def source_digest(files: Iterable[str], root: Path = ROOT) -> str:
@@ -159,16 +161,17 @@ class Kernel:
 def switch_to_jit() -> None:
     """Give every kernel its numba version and put it where the modules name it."""
     global _mode
-    if _mode == "jit":
-        return
-    _mode = "jit"
-    for kernel in _registry:
-        kernel.jit = kernel._make_jit()
-    for name, module in list(sys.modules.items()):
-        if name.split(".")[0] in PACKAGES and module is not None:
-            for attr, value in list(vars(module).items()):
-                if isinstance(value, Kernel) and value.jit is not None:
-                    setattr(module, attr, value.jit)
+    with _switching:
+        if _mode == "jit":
+            return
+        for kernel in _registry:
+            kernel.jit = kernel._make_jit()
+        for name, module in list(sys.modules.items()):
+            if name.split(".")[0] in PACKAGES and module is not None:
+                for attr, value in list(vars(module).items()):
+                    if isinstance(value, Kernel) and value.jit is not None:
+                        setattr(module, attr, value.jit)
+        _mode = "jit"  # last: a kernel decorated from now on is numba's at once
 
 
 def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
