@@ -244,6 +244,38 @@ def test_replayed_sample_reaches_nfdump_exactly(
 
 
 @needs_tools
+@pytest.mark.parametrize("backend", ["afpacket", "afpacket-2-workers"])
+def test_capture_runs_on_the_kernels_compiled_ahead_of_time(
+    netns: Namespace, tmp_path: Path, backend: str
+) -> None:
+    """Ring walk, decoder, cache and encoder of a live capture come from aot/_kernels: numba
+    and llvmlite are never loaded into the probe (or its workers) while traffic flows."""
+    replay = replayable(tmp_path, "web.pcap")
+    truth = ground_truth(replay)
+    with running_probe(netns, tmp_path, *BACKENDS[backend]) as probe:
+        replay_once(netns, replay, truth.frames)
+        time.sleep(SETTLE_S)
+        pids = [probe.spanflow.process.pid, *children_of(probe.spanflow.process.pid)]
+        maps = {pid: Path(f"/proc/{pid}/maps").read_text() for pid in pids}
+        assert probe.spanflow.stop(signal.SIGTERM) == 0, probe.stderr()
+        done = probe.collected()
+    assert len(maps) == (3 if backend == "afpacket-2-workers" else 1)
+    for pid, mapped in maps.items():
+        assert "aot/_kernels" in mapped, pid
+        assert "/numba/" not in mapped, pid
+        assert "/llvmlite/" not in mapped, pid
+    assert done.summary()[2:] == (truth.frames, truth.ip_packets)
+
+
+def children_of(pid: int) -> list[int]:
+    """The live worker processes of ``pid`` (its direct children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+@needs_tools
 @backends
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_stop_right_after_traffic_meters_every_received_frame(
