@@ -1,4 +1,5 @@
-"""Load every compiled kernel before the work starts (from numba's cache, or compiling it).
+"""Load every compiled kernel before the work starts: the ahead-of-time module's variants
+(aot/), or numba's from its cache, or compiling them (the first run without the module).
 
 The first packets then meet ready code; rates measured after it are the
 metering's own; a probe that drops root after opening its capture needs no
