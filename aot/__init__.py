@@ -174,6 +174,16 @@ def switch_to_jit() -> None:
         _mode = "jit"  # last: a kernel decorated from now on is numba's at once
 
 
+def use_numba() -> None:
+    """Every kernel numba's from now on, already decorated or not (what aot.build needs)."""
+    global _mode
+    with _switching:
+        if _mode is None:
+            _mode = "jit"
+            return
+    switch_to_jit()
+
+
 def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``numba.njit(**options)``, or the compiled module's version of the function."""
 

@@ -14,13 +14,10 @@ from __future__ import annotations
 import ast
 import importlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
-
-os.environ["SPANFLOW_KERNELS"] = "jit"  # build from numba's dispatchers, before any kernel import
 
 import aot
 from aot.signatures import ENTRIES, Array, Signature
@@ -74,6 +71,7 @@ def _numba_signature(signature: Signature) -> Any:
 
 def build(output_dir: Path = aot.HERE, quiet: bool = False) -> Path:
     """Compile every entry kernel; returns the extension module's path."""
+    aot.use_numba()  # compile from numba's dispatchers, whatever this process ran before
     numba: Any = importlib.import_module("numba")
     pycc: Any = importlib.import_module("numba.pycc")
     pycc_compiler: Any = importlib.import_module("numba.pycc.compiler")
