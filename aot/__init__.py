@@ -184,23 +184,25 @@ def use_numba() -> None:
     switch_to_jit()
 
 
+def _decorated(py_func: Callable[..., Any], make_jit: Callable[[], Any]) -> Any:
+    """numba's version of a kernel in "jit" mode, else a ``Kernel`` that can switch to it."""
+    if mode() == "jit":
+        return make_jit()
+    kernel = Kernel(py_func, make_jit)
+    _registry.append(kernel)
+    return kernel
+
+
 def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``numba.njit(**options)``, or the compiled module's version of the function."""
 
     def decorate(func: Callable[..., Any]) -> Any:
-        if mode() == "jit":
-            import numba
-
-            return numba.njit(**options)(func)
-
         def make_jit() -> Any:
             import numba
 
             return numba.njit(**options)(func)
 
-        kernel = Kernel(func, make_jit)
-        _registry.append(kernel)
-        return kernel
+        return _decorated(func, make_jit)
 
     return decorate
 
@@ -209,16 +211,10 @@ def intrinsic(typer: Callable[..., Any], in_python: Callable[..., Any]) -> Any:
     """A numba intrinsic for kernels; ``in_python`` where kernels run uncompiled."""
     if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
         return in_python
-    if mode() == "jit":
-        from numba.extending import intrinsic as numba_intrinsic
-
-        return numba_intrinsic(typer)
 
     def make_jit() -> Any:
         from numba.extending import intrinsic as numba_intrinsic
 
         return numba_intrinsic(typer)
 
-    kernel = Kernel(in_python, make_jit)
-    _registry.append(kernel)
-    return kernel
+    return _decorated(in_python, make_jit)

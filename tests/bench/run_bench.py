@@ -31,7 +31,6 @@ import re
 import select
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 from bench_export import (
     encode_rates,
@@ -219,10 +219,6 @@ def spanflow_env(work: Path, kernels: str = "auto") -> dict[str, str]:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba-cache"), "SPANFLOW_KERNELS": kernels}
     env.pop("NUMBA_DISABLE_JIT", None)
     return env
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,6 +515,7 @@ def target_row(label: str, value: float, sense: str, target: float, unit: str = 
 def report(
     pairings: list[Pairing], fixed: dict[str, list[Run]], compiling: Compiling,
     same: tuple[bool, Run, Run], truths: dict[Path, dict[str, int]], load_before: float,
+    drops: int | None,
 ) -> None:  # fmt: skip
     print()
     print(f"machine      {os.cpu_count()} CPUs, 1-min load average {load_before:.2f} before the runs, "
@@ -545,6 +542,9 @@ def report(
     print(f"{'numba fallback, cold cache (web.pcap)':<40}{compiling.jit_cold.wall_s:>9.2f}"
           f"{compiling.jit_cold.cpu_s:>9.2f}{'':>8}{compiling.jit_cold.rss_mb:>13.1f}")  # fmt: skip
     print(f"{'kernels built ahead of time (install)':<40}{compiling.aot_build_s:>9.2f}")
+    print(
+        f"nfcapd socket drops over the paired and fixed-cost runs: {'?' if drops is None else drops}"
+    )
     largest = max(pairings, key=lambda p: p.frames)
     small_cpu = median([r.cpu_s for r in fixed["web.pcap to v9 (collector)"]])
     cpu_us = (median([r.cpu_s for r in largest.spanflow]) - small_cpu) / largest.frames * 1e6
@@ -609,10 +609,10 @@ def main(argv: list[str] | None = None) -> int:
                 for path, truth in found
             ]
             fixed = bench_fixed(port, work, args.runs)
-            drain(port, process)
+            drops = drain(port, process)
             first, first_truth = found[0]
             same = same_records(first, work, first_truth["frames"], first_truth["ip_octets"])
-            report(pairings, fixed, compiling, same, truths, load_before)
+            report(pairings, fixed, compiling, same, truths, load_before, drops)
             flow_files = bench_flow_files(first, args.runs, work, timeout_s)
             report_flow_files(first, flow_files, same[1])
             sampled_conversion(first, work)
