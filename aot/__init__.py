@@ -193,8 +193,15 @@ def _decorated(py_func: Callable[..., Any], make_jit: Callable[[], Any]) -> Any:
     return kernel
 
 
-def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """``numba.njit(**options)``, or the compiled module's version of the function."""
+def njit(*, borrows: bool = False, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit(**options)``, or the compiled module's version of the function.
+
+    ``borrows``: the function only indexes arrays its caller passes and makes
+    none, so it is compiled without reference counting (numba's ``_nrt=False``):
+    a helper called per packet then makes no atomic reference updates per call.
+    """
+    if borrows:
+        options = {**options, "_nrt": False}
 
     def decorate(func: Callable[..., Any]) -> Any:
         def make_jit() -> Any:

@@ -18,8 +18,12 @@ of free pool slots. Pool slots stay below 2**31 and table masks below
 
 Speed. A batch's key hashes are computed first; while metering packet ``p`` the
 kernel prefetches the table slot of packet ``p + 2 * PREFETCH_AHEAD`` and the
-pool row of packet ``p + PREFETCH_AHEAD``. Prefetches are hints only: no
-result depends on them.
+pool row of packet ``p + PREFETCH_AHEAD``; after each eviction of a full
+cache, the new LRU head's table slot and the row of the record after it (the
+next evictions end the records touched longest ago, which have left the
+caches). The helpers a packet's path calls borrow their arrays (compiled
+without reference counting). Prefetches are hints only: no result depends on
+them.
 
 For each packet, in order: the clock moves to the packet's time if that is
 later; records at the head whose ``last + inactive < clock`` end (idle); then
@@ -114,7 +118,7 @@ def claim_slot(table, free, state, slot, h):  # type: ignore[no-untyped-def]
     return idx
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, borrows=True)
 def _find_slot_of(table, flows, idx):  # type: ignore[no-untyped-def]
     mask = np.int64(len(table) - 1)
     entry = _entry(flows[idx]["hash"], idx)
@@ -124,7 +128,7 @@ def _find_slot_of(table, flows, idx):  # type: ignore[no-untyped-def]
     return slot
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, borrows=True)
 def _table_delete(table, slot):  # type: ignore[no-untyped-def]
     """Backward-shift deletion: later entries of the probe run move up."""
     mask = np.int64(len(table) - 1)
@@ -147,7 +151,7 @@ def _table_delete(table, slot):  # type: ignore[no-untyped-def]
     table[hole] = NO_SLOT
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, borrows=True)
 def _lru_unlink(lru, state, idx):  # type: ignore[no-untyped-def]
     prev = lru[idx, PREV]
     nxt = lru[idx, NEXT]
@@ -161,7 +165,7 @@ def _lru_unlink(lru, state, idx):  # type: ignore[no-untyped-def]
         state[TAIL] = prev
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, borrows=True)
 def _lru_append(lru, state, idx):  # type: ignore[no-untyped-def]
     tail = state[TAIL]
     lru[idx, PREV] = tail
@@ -173,7 +177,7 @@ def _lru_append(lru, state, idx):  # type: ignore[no-untyped-def]
     state[TAIL] = idx
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, borrows=True)
 def _end_record(flows, lru, table, free, state, out, n_out, idx, reason, export_ns, chains):  # type: ignore[no-untyped-def]
     """Append record ``idx`` (leaving at ``export_ns``) to ``out``; free its slot."""
     f = flows[idx]
@@ -205,6 +209,22 @@ def _end_record(flows, lru, table, free, state, out, n_out, idx, reason, export_
     state[FREE_TOP] += 1
     state[N_OPEN] -= 1
     return n_out + 1
+
+
+@njit(cache=True, inline="always")
+def _prefetch_next_victims(flows, lru, table, head, mask):  # type: ignore[no-untyped-def]
+    """Start loading what the next evictions of a full cache touch, one eviction ahead.
+
+    The LRU head is the record touched longest ago, so its row and table slot
+    have most likely left the caches: the head's slot (its row was prefetched
+    at the previous eviction) and the row of the record after it.
+    """
+    if head >= 0:
+        _prefetch(table, np.int64(flows[head]["hash"] & np.uint64(mask)))
+        after = np.int64(lru[head, NEXT])
+        if after >= 0:
+            _prefetch(flows, after)
+            _prefetch(flows, after + 1)
 
 
 @njit(cache=True, inline="always")
@@ -396,6 +416,7 @@ def meter_packets(  # type: ignore[no-untyped-def]
                 if carry_attrs:
                     out_attrs[n_out - 1, :] = pool_attrs[head, :]
                 table_changed = True
+                _prefetch_next_victims(flows, lru, table, state[HEAD], mask)
             if table_changed:
                 # Deletions may have shifted the probe run: find the first empty slot again.
                 slot = np.int64(h & np.uint64(mask))

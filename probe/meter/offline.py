@@ -28,15 +28,16 @@ def meter_captures(
     on_records: RecordSink,
     on_progress: Callable[[int], None] | None = None,
     sampling: SamplingConfig = FULL,
+    batch_rows: int = DEFAULT_BATCH_FRAMES,
 ) -> Counters:
     """Meter opened captures (merged in time order); hand ended records to ``on_records``.
 
     Damage found while reading is recorded in ``Counters.damage`` and every
     flow read so far is still flushed. ``on_progress`` gets the bytes read so
-    far after each batch.
+    far after each batch; the cache takes at most ``batch_rows`` packets at a time.
     """
     meter = Meter(config, on_records, sampling)
-    tables = ReadAhead(_selected_tables(captures, meter))
+    tables = ReadAhead(_selected_tables(captures, meter, batch_rows))
     try:
         with tables:
             for observed, packets in tables:
@@ -57,11 +58,13 @@ def meter_files(
 ) -> Counters:
     """``meter_captures`` over files it opens; opening errors raise ``InputError`` first."""
     with open_captures(paths, batch_frames) as captures:
-        return meter_captures(captures, config, on_records, sampling=sampling)
+        return meter_captures(
+            captures, config, on_records, sampling=sampling, batch_rows=batch_frames
+        )
 
 
 def _selected_tables(
-    captures: Sequence[FrameSource], meter: Meter
+    captures: Sequence[FrameSource], meter: Meter, batch_rows: int
 ) -> Iterator[tuple[int, PacketTable]]:
     """The Meter's first stage over the captures, in time order, on the read-ahead thread.
 
@@ -70,11 +73,37 @@ def _selected_tables(
     the counters' list, which the metering thread reads only after the end.
     """
     damage = meter.counters.damage.append
+    if any(capture.may_pause for capture in captures):
+        batch_rows = 1  # hand on every step as it comes
     if len(captures) == 1:
-        for frames in frame_batches(captures[0], damage):
-            yield meter.select(frames)
+        selected = (meter.select(frames) for frames in frame_batches(captures[0], damage))
+        yield from gathered(selected, batch_rows)
         return
     config = meter.cache.config
     tables = [decoded_tables(c, damage, config.inner_tunnels, config.attributes) for c in captures]
-    for packets in merge_in_time(tables):
-        yield meter.select_decoded(packets)
+    merged = (meter.select_decoded(packets) for packets in merge_in_time(tables))
+    yield from gathered(merged, batch_rows)
+
+
+def gathered(
+    tables: Iterator[tuple[int, PacketTable]], rows: int
+) -> Iterator[tuple[int, PacketTable]]:
+    """(frames observed, table) pairs joined in order into tables of at most ``rows`` rows.
+
+    A capture is read and decoded in steps small enough to stay in the core's
+    caches; the cache and the export take them a large batch at a time, so
+    their cost per batch is spread over many packets.
+    """
+    observed, held = 0, 0
+    parts: list[PacketTable] = []
+    for seen, table in tables:
+        if parts and held + len(table) > rows:
+            yield observed, PacketTable.concat(parts)
+            observed, held, parts = 0, 0, []
+        observed, held = observed + seen, held + len(table)
+        parts.append(table)
+        if held >= rows:
+            yield observed, PacketTable.concat(parts)
+            observed, held, parts = 0, 0, []
+    if parts:
+        yield observed, PacketTable.concat(parts)

@@ -1,7 +1,7 @@
-"""A binary stream read in large chunks into one reusable numpy buffer.
+"""A binary stream read in steps into one reusable numpy buffer.
 
 Works the same for files, gzip streams and pipes, and keeps memory bounded:
-the capture is never held whole, only the chunk being walked.
+the capture is never held whole, only the step being walked.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import numpy.typing as npt
 from core.errors import InputError
 from probe.sources.prefetch import Readable
 
-DEFAULT_CHUNK_BYTES = 8 << 20
+# Small enough that a step, once read, is walked and decoded from the core's own cache
+# (its frames are decoded before the next fill reuses the buffer).
+DEFAULT_CHUNK_BYTES = 2 << 20
 
 
 class ChunkedInput:

@@ -69,7 +69,8 @@ class FileSlice:
     def __init__(self, spec: SliceSpec, batch_frames: int = DEFAULT_BATCH_FRAMES) -> None:
         self.spec = spec
         self.name = spec.path
-        self.capture = Capture(spec.path, batch_frames)
+        self.may_pause = False
+        self.capture = Capture(spec.path, batch_frames, mapped=True)
         self.end: int | None = None
         self._stop: int | None = None
         self.start = 0
@@ -151,7 +152,7 @@ def last_frame_ns(path: str) -> int | None:
     """
     if not can_slice(path):
         return None
-    capture = Capture(path, batch_frames=1)
+    capture = Capture(path, batch_frames=1, mapped=True)
     try:
         source, reader = capture.source, capture.reader
         assert isinstance(source, MappedInput)

@@ -17,6 +17,9 @@ from core.packets import FrameBatch
 
 class FrameSource(Protocol):
     name: str  # how errors and the summary name it
+    # Frames may stop coming for a while before the end (a pipe): what is read is then
+    # metered at once, not held back to fill a larger batch.
+    may_pause: bool
 
     def first_time_ns(self) -> int | None:
         """The earliest frame time of its first batch (for uptime zero); None if empty.

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cache.config import CacheConfig
-from core.packets import FrameBatch
+from core.packets import FrameBatch, PacketTable
 from core.records import EndReason, RecordTable
 from exporter.formats import OFFLINE_BOOT_LEAD_NS, ExportConfig, offline_boot_ns
 from exporter.session import ExportSession
@@ -18,7 +20,7 @@ from exporter.v9 import V9Decoder, V9Exporter
 from probe.live.source import CaptureStats, LiveSource
 from probe.meter.live import meter_live
 from probe.meter.meter import Meter
-from probe.meter.offline import meter_captures, meter_files
+from probe.meter.offline import gathered, meter_captures, meter_files
 from probe.meter.sampling import SamplingConfig, SamplingMode
 from probe.sources.capture import Capture, first_time_ns, frame_batches, open_captures
 from tests.captures import NS_PER_S, T0_NS, pcap_file, udp_frames
@@ -235,3 +237,34 @@ def test_the_live_driver_meters_any_live_source_and_flushes_when_it_vanishes() -
     assert counters.damage == ["eth9: interface went away"]
     assert counters.frames == frames > 0
     assert rows(live) == rows(offline)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 3)), max_size=30),
+    rows=st.integers(1, 12),
+)
+def test_gathered_joins_whole_steps_in_order_into_full_batches(
+    steps: list[tuple[int, int]], rows: int
+) -> None:
+    """Steps of (frames observed, table) are joined in order without splitting one; a batch
+    holds more than ``rows`` rows only as a single step, and each batch but the last is full:
+    at ``rows`` already, or the next step would take it past."""
+    tables = []
+    for number, (length, unselected) in enumerate(steps):
+        table = PacketTable.empty(length)
+        table.ts_ns[:] = number  # each row names its step
+        tables.append((length + unselected, table))
+    out = list(gathered(iter(tables), rows))
+    assert np.concatenate([t.ts_ns for _, t in out] or [np.empty(0, np.int64)]).tolist() == [
+        number for number, (length, _) in enumerate(steps) for _ in range(length)
+    ]
+    assert sum(seen for seen, _ in out) == sum(seen for seen, _ in tables)
+    in_batch = [set(t.ts_ns.tolist()) for _, t in out]
+    for i, numbers in enumerate(in_batch):
+        assert not any(numbers & later for later in in_batch[i + 1 :])  # no step split
+        if len(out[i][1]) > rows:
+            assert len(numbers) == 1
+        if i + 1 < len(out) and len(out[i][1]) < rows:
+            first_next = min(in_batch[i + 1])
+            assert len(out[i][1]) + steps[first_next][0] > rows

@@ -18,7 +18,7 @@ from core.packets import FrameBatch
 from core.records import RecordTable
 from probe.meter.offline import meter_files
 from probe.sources.capture import Capture
-from probe.sources.chunked import ChunkedInput
+from probe.sources.chunked import DEFAULT_CHUNK_BYTES, ChunkedInput
 from probe.sources.mapped import RELEASE_BYTES, MappedInput
 from probe.sources.prefetch import PrefetchReader
 from probe.sources.readers import DEFAULT_BATCH_FRAMES
@@ -97,9 +97,8 @@ def write(tmp_path: Path, data: bytes, name: str = "in.pcap") -> Path:
 
 
 def small_buffers(monkeypatch: pytest.MonkeyPatch, chunk_bytes: int, read_bytes: int) -> None:
-    """Read files in chunks (not mapped), the chunk buffer starting at ``chunk_bytes`` and every
-    stream read returning at most ``read_bytes``."""
-    monkeypatch.setattr(sources, "MAP_FILES", False)
+    """Read in steps (files not mapped), the buffer starting at ``chunk_bytes``; every read of a
+    stream (gzip, stdin) returns at most ``read_bytes``."""
     monkeypatch.setattr(
         sources, "ChunkedInput", functools.partial(ChunkedInput, chunk_bytes=chunk_bytes)
     )
@@ -115,15 +114,20 @@ def small_buffers(monkeypatch: pytest.MonkeyPatch, chunk_bytes: int, read_bytes:
         (3, 40, 7),
         (DEFAULT_BATCH_FRAMES, 64, 4096),
         (3, None, None),
+        (3, "mapped", None),
+        (DEFAULT_BATCH_FRAMES, "mapped", None),
         (DEFAULT_BATCH_FRAMES, None, None),
     ],
-    ids=["b1-c16-r1", "b2-c24-r5", "b3-c40-r7", "c64-r4096", "mapped-b3", "defaults"],
-)
+    ids=["b1-c16-r1", "b2-c24-r5", "b3-c40-r7", "c64-r4096", "b3", "mapped-b3", "mapped",
+         "defaults"],
+)  # fmt: skip
 def cuts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
     """Batch size to read with, after shrinking the chunk and read sizes as the parameter says
-    (no sizes: regular files are mapped, as by default)."""
+    ("mapped": regular files mapped whole, as slices are; no sizes: the defaults)."""
     batch_frames, chunk_bytes, read_bytes = request.param
-    if chunk_bytes is not None:
+    if chunk_bytes == "mapped":
+        monkeypatch.setattr(sources, "MAP_FILES", True)
+    elif chunk_bytes is not None:
         small_buffers(monkeypatch, chunk_bytes, read_bytes)
     return int(batch_frames)
 
@@ -638,7 +642,7 @@ class TestMappedFiles:
         record = pcap_record(frame)
         count = (48 << 20) // len(record)
         path = write(tmp_path, pcap_header() + record * count)
-        capture = Capture(str(path), 4096)
+        capture = Capture(str(path), 4096, mapped=True)
         assert isinstance(capture.source, MappedInput)
         seen, peak = 0, 0
         try:
@@ -649,3 +653,24 @@ class TestMappedFiles:
             capture.close()
         assert seen == count
         assert 0 < peak <= 2 * RELEASE_BYTES + (4096 * len(record))
+
+    def test_regular_files_are_read_in_steps_unless_mapped_is_asked(self, tmp_path: Path) -> None:
+        """By default a file is read into one reused buffer of the step size, never mapped; its
+        frames are the same either way."""
+        records = b"".join(pcap_record(f, nanos=True) for f in udp_frames(50))
+        path = write(tmp_path, pcap_header(nanos=True) + records)
+        capture = Capture(str(path))
+        try:
+            assert isinstance(capture.source, ChunkedInput)
+            assert len(capture.source.buf) == DEFAULT_CHUNK_BYTES
+            frames = [f for batch in capture.reader.batches() for f in frames_of(batch)]
+            assert str(path) not in Path("/proc/self/maps").read_text()
+        finally:
+            capture.close()
+        assert frames == [as_read(f) for f in udp_frames(50)]
+        mapped = Capture(str(path), mapped=True)
+        try:
+            assert isinstance(mapped.source, MappedInput)
+            assert [f for batch in mapped.reader.batches() for f in frames_of(batch)] == frames
+        finally:
+            mapped.close()
