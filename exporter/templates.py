@@ -124,27 +124,37 @@ def template_record(layout: Layout) -> bytes:
     return head.tobytes() + layout.specs.tobytes()
 
 
-def fill(layout: Layout, records: RecordTable, times: dict[str, Any]) -> WireArray:
-    """The layout's wire records for ``records``; ``times`` gives the first/last encodings."""
-    wire = np.zeros(len(records), layout.dtype)
+def fill(
+    layout: Layout,
+    records: RecordTable,
+    times: dict[str, Any],
+    rows: npt.NDArray[np.intp] | None = None,
+) -> WireArray:
+    """The layout's wire records for ``records`` (or its ``rows``, in order); ``times`` gives
+    the first/last encodings of all ``records``. Only the columns the layout uses are taken."""
+
+    def column(name: str) -> Any:
+        values = times[name] if name in times else getattr(records, name)
+        return values if rows is None else values[rows]
+
+    wire = np.zeros(len(records) if rows is None else len(rows), layout.dtype)
     for field in layout.fields:
         source = field.source
         if source in ("src4", "dst4"):
-            wire[field.name] = ipv4_of(getattr(records, source[:3] + "_lo"))
+            wire[field.name] = ipv4_of(column(source[:3] + "_lo"))
         elif source in ("src6", "dst6"):
             prefix = source[:3]
-            pair = (getattr(records, prefix + "_hi"), getattr(records, prefix + "_lo"))
-            wire[field.name] = np.column_stack(pair)
+            wire[field.name] = np.column_stack((column(prefix + "_hi"), column(prefix + "_lo")))
         elif source == "icmp":
-            wire[field.name] = np.where(np.isin(records.proto, ICMP_PROTOCOLS), records.dport, 0)
+            wire[field.name] = np.where(
+                np.isin(column("proto"), ICMP_PROTOCOLS), column("dport"), 0
+            )
         elif source == "attrs":
-            words = widened(records.attrs, attributes.ATTRIBUTE_WORDS)[:, field.word]
+            words = widened(column("attrs"), attributes.ATTRIBUTE_WORDS)[:, field.word]
             octets = words.astype(">u8").view(np.uint8).reshape(-1, 8)
             wire[field.name] = octets[:, 8 - field.length :]
-        elif source in times:
-            wire[field.name] = times[source]
         elif source:
-            wire[field.name] = getattr(records, source)
+            wire[field.name] = column(source)
     return wire
 
 
@@ -216,13 +226,14 @@ class TemplateExporter:
         """Datagrams for ``records`` at export clock ``export_ns`` (IPv4 ones first)."""
         datagrams: list[bytes] = []
         is_v6 = records.version == 6
+        times = self.times(records)
         for layout, family in zip(self.flow_layouts, (~is_v6, is_v6), strict=True):
             if not family.any():
                 continue
-            chosen = records if family.all() else records.take(family)
-            wire = fill(layout, chosen, self.times(chosen))
+            rows = None if family.all() else np.flatnonzero(family)
+            wire = fill(layout, records, times, rows)
             plain, templated = self._capacity[layout.template_id]
-            plan = datagram_plan(len(chosen), plain, templated, self._due_in(export_ns),
+            plan = datagram_plan(len(wire), plain, templated, self._due_in(export_ns),
                                  self.config.template_refresh_packets)  # fmt: skip
             if plan.templated.any():
                 self._since_templates = len(plan.starts) - int(np.flatnonzero(plan.templated)[-1])
@@ -231,7 +242,8 @@ class TemplateExporter:
                 assert self._since_templates is not None
                 self._since_templates += len(plan.starts)
             # A datagram's clock: export_ns, or its latest record's LAST if that is later.
-            latest = np.maximum.reduceat(chosen.last_ns, plan.starts)
+            last_ns = records.last_ns if rows is None else records.last_ns[rows]
+            latest = np.maximum.reduceat(last_ns, plan.starts)
             clocks = np.maximum(latest, np.int64(export_ns))
             datagrams += self._datagrams(layout, wire, plan, clocks)
         return datagrams
