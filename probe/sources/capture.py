@@ -50,7 +50,6 @@ class Capture:
         self, path: str, batch_frames: int = DEFAULT_BATCH_FRAMES, mapped: bool = False
     ) -> None:
         self.name = "<stdin>" if path == "-" else path
-        self.may_pause = path == "-"
         self._rest: Iterator[FrameBatch] | None = None  # the batches after a peeked first
         self._peeked: list[FrameBatch] = []
         self._peek_error: InputError | None = None
@@ -62,6 +61,7 @@ class Capture:
                 self.raw = open(path, "rb")  # noqa: SIM115 -- closed by close()
             except OSError as exc:
                 raise InputError(f"{path}: {exc.strerror or exc}") from exc
+        self.may_pause = not _is_regular(self.raw)  # a pipe: frames may stop for a while
         try:
             self.reader = self._open_reader(batch_frames, mapped)
         except BaseException:
