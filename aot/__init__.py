@@ -200,18 +200,24 @@ def njit(*, borrows: bool = False, **options: Any) -> Callable[[Callable[..., An
     none, so it is compiled without reference counting (numba's ``_nrt=False``):
     a helper called per packet then makes no atomic reference updates per call.
     """
-    if borrows:
-        options = {**options, "_nrt": False}
 
     def decorate(func: Callable[..., Any]) -> Any:
         def make_jit() -> Any:
             import numba
 
-            return numba.njit(**options)(func)
+            return numba.njit(**options, **(_without_refcounts() if borrows else {}))(func)
 
         return _decorated(func, make_jit)
 
     return decorate
+
+
+def _without_refcounts() -> dict[str, Any]:
+    """numba's option for ``borrows``, private (``_nrt``): left out by a numba without it,
+    whose kernels then only count references as any other."""
+    from numba.core.cpu import CPUTargetOptions
+
+    return {"_nrt": False} if hasattr(CPUTargetOptions, "_nrt") else {}
 
 
 def intrinsic(typer: Callable[..., Any], in_python: Callable[..., Any]) -> Any:

@@ -80,9 +80,18 @@ def _selected_tables(
         yield from gathered(selected, batch_rows)
         return
     config = meter.cache.config
-    tables = [decoded_tables(c, damage, config.inner_tunnels, config.attributes) for c in captures]
+    tables = [
+        _joined(decoded_tables(c, damage, config.inner_tunnels, config.attributes), batch_rows)
+        for c in captures
+    ]  # the merge's cost is per table: it takes each capture's steps joined too
     merged = (meter.select_decoded(packets) for packets in merge_in_time(tables))
     yield from gathered(merged, batch_rows)
+
+
+def _joined(tables: Iterator[PacketTable], rows: int) -> Iterator[PacketTable]:
+    """Decoded tables of one capture joined as ``gathered`` joins steps."""
+    for _, table in gathered(((len(t), t) for t in tables), rows):
+        yield table
 
 
 def gathered(
