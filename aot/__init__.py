@@ -86,7 +86,7 @@ def mode() -> str:
     if _mode is None:
         asked = os.environ.get("SPANFLOW_KERNELS", "auto")
         _mode = "jit"
-        if asked != "jit" and os.environ.get("NUMBA_DISABLE_JIT", "0") in ("", "0"):
+        if asked != "jit" and not _jit_disabled():
             reason = why_not_compiled()
             if reason is None:
                 try:
@@ -97,6 +97,11 @@ def mode() -> str:
             if reason is not None and asked == "aot":
                 raise RuntimeError(f"SPANFLOW_KERNELS=aot: the compiled kernels are {reason}")
     return _mode
+
+
+def _jit_disabled() -> bool:
+    """NUMBA_DISABLE_JIT=1: kernels run as plain Python (for debugging), compiled by nobody."""
+    return os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 
 def export_name(qualified: str, variant: int) -> str:
@@ -222,7 +227,7 @@ def _without_refcounts() -> dict[str, Any]:
 
 def intrinsic(typer: Callable[..., Any], in_python: Callable[..., Any]) -> Any:
     """A numba intrinsic for kernels; ``in_python`` where kernels run uncompiled."""
-    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+    if _jit_disabled():
         return in_python
 
     def make_jit() -> Any:

@@ -35,8 +35,8 @@ NSH_IPV4, NSH_IPV6, NSH_ETHERNET, NSH_NSH, NSH_MPLS = 1, 2, 3, 4, 5  # RFC 8300 
 NO_ETHERTYPE = -1  # the link layer gives the IP header directly
 NOT_FOUND = -1  # a tunnel function's answer when the payload is no tunnel it knows
 MAX_TUNNELS = 4  # nested tunnels followed; each takes bytes, so the frame bounds it anyway
-# A batch is larger than the CPU's caches: the headers of the frame this many frames on
-# are hinted into cache while this one decodes.
+# Frames of a mapped slice or a live ring are not in the CPU's caches (a file's read step,
+# just copied, is): the headers of the frame this many frames on are hinted meanwhile.
 PREFETCH_FRAMES = 16
 IPIP, IPV6_IN_IP, GRE = 4, 41, 47
 VXLAN_PORT, GENEVE_PORT, GTPU_PORT, TEREDO_PORT = 4789, 6081, 2152, 3544

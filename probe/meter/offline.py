@@ -73,19 +73,19 @@ def _selected_tables(
     the counters' list, which the metering thread reads only after the end.
     """
     damage = meter.counters.damage.append
-    if any(capture.may_pause for capture in captures):
-        batch_rows = 1  # hand on every step as it comes
+    # A source that may pause hands on every step as it comes.
+    rows = 1 if any(capture.may_pause for capture in captures) else batch_rows
     if len(captures) == 1:
         selected = (meter.select(frames) for frames in frame_batches(captures[0], damage))
-        yield from gathered(selected, batch_rows)
+        yield from gathered(selected, rows)
         return
     config = meter.cache.config
     tables = [
-        _joined(decoded_tables(c, damage, config.inner_tunnels, config.attributes), batch_rows)
+        _joined(decoded_tables(c, damage, config.inner_tunnels, config.attributes), rows)
         for c in captures
     ]  # the merge's cost is per table: it takes each capture's steps joined too
     merged = (meter.select_decoded(packets) for packets in merge_in_time(tables))
-    yield from gathered(merged, batch_rows)
+    yield from gathered(merged, rows)
 
 
 def _joined(tables: Iterator[PacketTable], rows: int) -> Iterator[PacketTable]:

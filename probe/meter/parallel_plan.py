@@ -70,7 +70,7 @@ def overlapping_files(paths: Sequence[str], firsts: Sequence[int]) -> list[str]:
 
 
 def _first_frame_ns(path: str) -> int:
-    capture = Capture(path, batch_frames=1)
+    capture = Capture(path, batch_frames=1, mapped=True)  # one frame: no read step
     try:
         first = capture.first_time_ns()
     finally:
